@@ -1,0 +1,1 @@
+"""turnlog.adapters: the outside world (LLM providers, CLI, HTTP server)."""

@@ -1,0 +1,108 @@
+"""The event log port: what every store (memory, SQLite, PostgreSQL) promises.
+
+Contract (tests/contract/ runs the same suite on every store):
+
+- ``append(stream_id, events, expected_version)`` is atomic: all events are written or none.
+  ``expected_version`` is the stream's current last version (0 for a new stream); a stale one
+  raises ``ConcurrencyError`` and writes nothing. Versions are gapless per stream.
+- ``read(stream_id, after_version, limit)`` returns events with version > after_version, in order.
+- ``read_all(after_position, limit)`` returns events of every stream with position >
+  after_position in position order; a reader that follows positions never skips an event that is
+  committed later with a smaller position (each store documents how it guarantees that).
+- ``subscribe(stream_id, after_version)`` catches up from the log and then follows new events,
+  with no gap and no duplicate at the hand-over. It never ends on its own; the caller stops it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from .events import NewEvent, Recorded
+
+PAGE = 1000
+
+
+class EventLog(abc.ABC):
+    #: How long a subscriber sleeps before it looks at the log again even without a wake-up:
+    #: the safety net for writers this process cannot hear (another process on the same SQLite file).
+    poll_interval: float = 1.0
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    # -- writing ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int, *, recorded_at: str
+    ) -> list[Recorded]: ...
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]: ...
+
+    @abc.abstractmethod
+    async def read_all(self, after_position: int = 0, limit: int = PAGE) -> list[Recorded]: ...
+
+    @abc.abstractmethod
+    async def last(self, stream_id: str) -> Recorded | None:
+        """The stream's newest event, or None for a stream that does not exist."""
+
+    @abc.abstractmethod
+    async def streams(self) -> list[str]:
+        """Every stream id, in order of first appearance."""
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> EventLog:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- following ----------------------------------------------------------------------------
+
+    async def iter_stream(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
+        """Every event of a stream after a version, page by page (memory stays flat)."""
+        while True:
+            page = await self.read(stream_id, after_version, PAGE)
+            for rec in page:
+                yield rec
+            if len(page) < PAGE:
+                return
+            after_version = page[-1].version
+
+    async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
+        last = after_version
+        while True:
+            # Take the wake-up before reading: an append that lands after the read sets it, so
+            # the wait below returns at once instead of missing that append.
+            wake = self._waiter(stream_id)
+            page = await self.read(stream_id, last, PAGE)
+            for rec in page:
+                # Versions are gapless: anything else is a store bug, never silently skipped.
+                assert rec.version == last + 1, (stream_id, last, rec.version)
+                last = rec.version
+                yield rec
+            if len(page) == PAGE:
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+
+    def _waiter(self, stream_id: str) -> asyncio.Event:
+        ev = self._waiters.get(stream_id)
+        if ev is None or ev.is_set():
+            ev = self._waiters[stream_id] = asyncio.Event()
+        return ev
+
+    def _notify(self, stream_id: str) -> None:
+        """Stores call this after a commit. Waking is a hint; the log stays the truth."""
+        ev = self._waiters.pop(stream_id, None)
+        if ev is not None:
+            ev.set()

@@ -1,0 +1,64 @@
+"""The SQL schema every SQL store shares: the event log and the message-rows projection.
+
+Alembic migrations (engine/migrations) create and upgrade it; this module is their source of
+truth and the SQL stores' table objects. ``SCHEMA_REVISION`` is the migration a build expects:
+opening an older database is refused with a message that says to run ``turnlog db upgrade``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# position: the global order. version: 1..n, gapless per stream (the unique constraint is what
+# makes optimistic concurrency hold across processes: two writers cannot both write version n).
+events = Table(
+    "turnlog_events",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("stream_id", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("turn_id", String(200), nullable=False),
+    Column("recorded_at", String(40), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("schema", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    UniqueConstraint("stream_id", "version", name="uq_turnlog_events_stream_version"),
+)
+
+# The messages projection: one user row and one assistant row per turn, rebuildable from the log.
+messages = Table(
+    "turnlog_messages",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("conversation_id", String(200), nullable=False, index=True),
+    Column("turn_id", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("token_count", Integer, nullable=True),
+    Column("usage", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+# How far the messages projection has applied each conversation's stream.
+projection_state = Table(
+    "turnlog_projection_state",
+    metadata,
+    Column("conversation_id", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+)

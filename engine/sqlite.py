@@ -1,0 +1,172 @@
+"""The embedded default event log: SQLite through SQLAlchemy 2 async and aiosqlite.
+
+Why it is built this way:
+- WAL journal, so readers never block the writer and a killed process leaves a valid prefix.
+- Writes run in ``BEGIN IMMEDIATE`` transactions. A deferred transaction that reads and then
+  upgrades to a write fails at once with "database is locked" when another connection writes;
+  an immediate one takes the write lock up front and waits up to ``busy_timeout`` for it.
+- One writer connection per process (pool of 1): writers in this process queue on the pool
+  instead of spinning on SQLite's busy handler; other processes are serialised by the file lock.
+- Positions are assigned inside the write lock as ``max(position) + 1``: commits are serial, so
+  position order is commit order and a reader following positions never skips an event.
+- The hot path uses plain driver SQL with ``executemany``: one round trip per group commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from .errors import ConcurrencyError
+from .events import GENESIS_HASH, NewEvent, Recorded, load, seal
+from .log import PAGE, EventLog
+
+_COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
+_INSERT = (
+    "INSERT INTO turnlog_events (stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, "
+    "hash, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HEAD = "SELECT version, hash FROM turnlog_events WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
+_MAXPOS = "SELECT max(position) FROM turnlog_events"
+_READ = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = ? AND version > ? ORDER BY version LIMIT ?"
+_READ_ALL = f"SELECT {_COLS} FROM turnlog_events WHERE position > ? ORDER BY position LIMIT ?"
+_LAST = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
+_STREAMS = "SELECT stream_id FROM turnlog_events WHERE version = 1 ORDER BY position"
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _configure(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, synchronous: str) -> None:
+    @sa_event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below (pysqlite's own BEGIN is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute(f"PRAGMA synchronous = {synchronous}")
+        cur.close()
+
+    @sa_event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+
+def make_engines(
+    path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "NORMAL"
+) -> tuple[AsyncEngine, AsyncEngine]:
+    """(writer, reader) engines on one SQLite file. The writer begins IMMEDIATE, the reader deferred."""
+    if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
+    url = sqlite_url(path)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600)
+    _configure(writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    # NullPool for readers: every read gets a fresh snapshot, and nothing lingers to keep the
+    # process alive at exit. Reads are paged, so the connect cost is paid per page, not per event.
+    reader = create_async_engine(url, poolclass=NullPool)
+    _configure(reader, begin="BEGIN", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    return writer, reader
+
+
+def _load_row(r: Any) -> Recorded:
+    return load(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bytes(r[9]))
+
+
+class SqliteEventLog(EventLog):
+    """Open with ``await SqliteEventLog.open(path)``; close with ``await log.close()`` (or use
+    ``async with``): an unclosed aiosqlite connection keeps the process from exiting."""
+
+    poll_interval = 0.5
+
+    def __init__(self, path: str | Path, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.writer = writer
+        self.reader = reader
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, create: bool = True, busy_timeout_ms: int = 10_000, synchronous: str = "NORMAL"
+    ) -> SqliteEventLog:
+        from .migrate import ensure_schema
+
+        writer, reader = make_engines(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        log = cls(path, writer, reader)
+        try:
+            await ensure_schema(writer, create=create, where=str(path))
+        except BaseException:
+            await log.close()
+            raise
+        return log
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        await self.reader.dispose()
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int, *, recorded_at: str
+    ) -> list[Recorded]:
+        if not events:
+            return []
+        async with self.writer.begin() as conn:
+            head = (await conn.exec_driver_sql(_HEAD, (stream_id,))).first()
+            actual, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+            if actual != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            max_pos = (await conn.exec_driver_sql(_MAXPOS)).scalar() or 0
+            sealed = seal(
+                stream_id,
+                events,
+                head_version=actual,
+                head_hash=head_hash,
+                first_position=max_pos + 1,
+                recorded_at=recorded_at,
+            )
+            rows = [
+                (
+                    r.stream_id,
+                    r.version,
+                    r.position,
+                    r.turn_id,
+                    r.recorded_at,
+                    r.type,
+                    r.schema,
+                    r.prev_hash,
+                    r.hash,
+                    r.payload,
+                )
+                for r in sealed
+            ]
+            try:
+                await conn.exec_driver_sql(_INSERT, rows)
+            except sa_exc.IntegrityError as exc:
+                # Unreachable while every writer takes the IMMEDIATE lock first; kept so a writer
+                # that does not (an old build, a hand-run script) still gets the domain error.
+                raise ConcurrencyError(stream_id, expected_version, -1) from exc
+        self._notify(stream_id)
+        return sealed
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        async with self.reader.connect() as conn:
+            return list((await conn.exec_driver_sql(sql, params)).all())
+
+    async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:
+        return [_load_row(r) for r in await self._fetch(_READ, (stream_id, after_version, limit))]
+
+    async def read_all(self, after_position: int = 0, limit: int = PAGE) -> list[Recorded]:
+        return [_load_row(r) for r in await self._fetch(_READ_ALL, (after_position, limit))]
+
+    async def last(self, stream_id: str) -> Recorded | None:
+        rows = await self._fetch(_LAST, (stream_id,))
+        return _load_row(rows[0]) if rows else None
+
+    async def streams(self) -> list[str]:
+        return [r[0] for r in await self._fetch(_STREAMS, ())]

@@ -1,0 +1,1 @@
+"""turnlog.projections: pure folds over the event log."""

@@ -1,0 +1,114 @@
+"""Where the message rows live: in memory (tests) or in SQL beside the event log.
+
+Rows are a projection: ``rebuild`` recomputes every row from the log, and each store remembers
+how far it has applied each conversation (``applied_version``) so the engine can catch a
+conversation up after a crash between an event's commit and its rows' write.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import msgspec
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from turnlog.engine.log import EventLog
+from turnlog.engine.schema import messages as messages_table
+from turnlog.engine.schema import projection_state
+
+from .messages import MessageFold, MessageRow
+
+
+class MessageStore(abc.ABC):
+    @abc.abstractmethod
+    async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
+        """Upsert rows (by id) and record that the conversation is applied up to ``version``."""
+
+    @abc.abstractmethod
+    async def rows(self, conversation_id: str) -> list[MessageRow]:
+        """The conversation's rows in ``seq`` order."""
+
+    @abc.abstractmethod
+    async def applied_version(self, conversation_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def clear(self) -> None: ...
+
+
+class MemoryMessageStore(MessageStore):
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, MessageRow]] = {}
+        self._versions: dict[str, int] = {}
+
+    async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
+        conv = self._rows.setdefault(conversation_id, {})
+        for row in rows:
+            conv[row.id] = row
+        self._versions[conversation_id] = version
+
+    async def rows(self, conversation_id: str) -> list[MessageRow]:
+        return sorted(self._rows.get(conversation_id, {}).values(), key=lambda r: r.seq)
+
+    async def applied_version(self, conversation_id: str) -> int:
+        return self._versions.get(conversation_id, 0)
+
+    async def clear(self) -> None:
+        self._rows.clear()
+        self._versions.clear()
+
+
+class SqlMessageStore(MessageStore):
+    """Rows in ``turnlog_messages`` of the same database as the log (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
+        async with self.engine.begin() as conn:
+            if rows:
+                await conn.execute(delete(messages_table).where(messages_table.c.id.in_([r.id for r in rows])))
+                await conn.execute(insert(messages_table), [msgspec.structs.asdict(r) for r in rows])
+            await conn.execute(delete(projection_state).where(projection_state.c.conversation_id == conversation_id))
+            await conn.execute(insert(projection_state).values(conversation_id=conversation_id, version=version))
+
+    async def rows(self, conversation_id: str) -> list[MessageRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(*[messages_table.c[f] for f in MessageRow.__struct_fields__])
+                .where(messages_table.c.conversation_id == conversation_id)
+                .order_by(messages_table.c.seq)
+            )
+            return [MessageRow(*r) for r in result.all()]
+
+    async def applied_version(self, conversation_id: str) -> int:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(projection_state.c.version).where(projection_state.c.conversation_id == conversation_id)
+            )
+            return result.scalar() or 0
+
+    async def clear(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(messages_table))
+            await conn.execute(delete(projection_state))
+
+
+async def catch_up(log: EventLog, store: MessageStore, conversation_id: str) -> int:
+    """Bring one conversation's rows up to the log's head. Returns the number of rows written."""
+    fold = MessageFold(conversation_id)
+    changed: dict[str, MessageRow] = {}
+    async for rec in log.iter_stream(conversation_id):
+        for row in fold.apply(rec):
+            changed[row.id] = row
+    await store.save(conversation_id, list(changed.values()), fold.version)
+    return len(changed)
+
+
+async def rebuild(log: EventLog, store: MessageStore) -> int:
+    """Drop every row and recompute them all from the log. Returns the number of rows."""
+    await store.clear()
+    total = 0
+    for conversation_id in await log.streams():
+        total += await catch_up(log, store, conversation_id)
+    return total
