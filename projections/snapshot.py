@@ -6,5 +6,5 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 
 class TranscriptExtension(SingleFileSnapshotExtension):
-    _file_extension = "txt"
+    file_extension = "txt"
     _write_mode = WriteMode.TEXT
