@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-
 from turnlog.engine.log import EventLog
 from turnlog.engine.memory import InMemoryEventLog
 from turnlog.engine.sqlite import SqliteEventLog

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import pytest
-
 from turnlog.adapters.scripted import ScriptedLLM
 from turnlog.engine.audit import replay, verify
 from turnlog.engine.events import Recorded, TurnFailed, TurnFinalized
@@ -40,7 +39,9 @@ def make_tools() -> ToolRegistry:
         return "too late"
 
     tools.register(get_weather, parameters={"type": "object", "properties": {"city": {"type": "string"}}})
-    tools.register(add, parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
+    tools.register(
+        add, parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    )
     tools.register(explode)
     tools.register(slow, timeout=0.05)
     return tools
@@ -73,7 +74,11 @@ SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
     ],
     "three_iterations": [
         [{"tool": "add", "arguments": {"a": 1, "b": 2}}, {"usage": [10, 3, 13]}],
-        [{"reasoning": "Now add 3.", "split": 4}, {"tool": "add", "arguments": {"a": 3, "b": 3}}, {"usage": [20, 3, 23]}],
+        [
+            {"reasoning": "Now add 3.", "split": 4},
+            {"tool": "add", "arguments": {"a": 3, "b": 3}},
+            {"usage": [20, 3, 23]},
+        ],
         [{"text": "The answer is 6.", "split": 5}, {"usage": [30, 5, 35]}],
     ],
     "max_iterations_exceeded": [
@@ -81,7 +86,9 @@ SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
         [{"text": "Again.", "split": 2}, {"tool": "add", "arguments": {"a": 2, "b": 2}}, {"usage": [20, 3, 23]}],
         [{"tool": "add", "arguments": {"a": 3, "b": 3}}, {"usage": [30, 3, 33]}],
     ],
-    "llm_error_mid_stream": [[{"text": "Partial answer that gets cut", "split": 5}, {"error": "upstream overloaded (503)"}]],
+    "llm_error_mid_stream": [
+        [{"text": "Partial answer that gets cut", "split": 5}, {"error": "upstream overloaded (503)"}]
+    ],
     "tool_exception": [
         [{"tool": "explode"}, {"usage": [10, 2, 12]}],
         [{"text": "The tool failed, sorry.", "split": 8}, {"usage": [20, 5, 25]}],
@@ -137,7 +144,7 @@ def assistant_content(rows) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_scenario(store, name: str, transcript_snapshot) -> None:
-    engine, conv, live, llm = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
+    _, conv, live, _ = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
     events = await check_invariants(store, conv, live)
     assert render(events) == transcript_snapshot
     rows = await store.messages.rows(conv)
@@ -234,7 +241,12 @@ async def test_client_cancellation_mid_stream_is_recorded(store) -> None:
     script = [[{"text": "one two three four five six", "split": 4}, {"sleep": 5.0}, {"text": "never"}]]
     llm = ScriptedLLM(script)
     engine = TurnEngine(
-        store.log, llm, messages=store.messages, clock=FixedClock(), ids=SequentialIds(), config=EngineConfig(flush_ms=1.0)
+        store.log,
+        llm,
+        messages=store.messages,
+        clock=FixedClock(),
+        ids=SequentialIds(),
+        config=EngineConfig(flush_ms=1.0),
     )
     conv = await engine.create_conversation(model="m")
     stream = engine.stream_sse(conv, TurnRequest("hi"))

@@ -1,0 +1,147 @@
+"""Forged logs are detected, tampering is caught by verify, and concurrent writers cannot both win."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+
+import msgspec
+import pytest
+from turnlog.adapters.scripted import ScriptedLLM
+from turnlog.engine import (
+    ConcurrencyError,
+    IllegalEvent,
+    InMemoryEventLog,
+    NewEvent,
+    SequentialIds,
+    SqliteEventLog,
+    TextDelta,
+    TurnEngine,
+    TurnRequest,
+    replay,
+    verify,
+)
+from turnlog.engine.ports import FixedClock
+from turnlog.engine.runner import EngineConfig
+
+
+async def one_turn(log) -> str:
+    llm = ScriptedLLM([[{"text": "alpha beta gamma delta", "split": 6}, {"usage": [1, 2, 3]}]])
+    engine = TurnEngine(log, llm, clock=FixedClock(), ids=SequentialIds(), config=EngineConfig(flush_events=2))
+    conv = await engine.create_conversation(model="m")
+    async for _ in engine.run_turn(conv, TurnRequest("hi")):
+        pass
+    return conv
+
+
+async def forged(mutate) -> InMemoryEventLog:
+    log = InMemoryEventLog()
+    conv = await one_turn(log)
+    mutate(log._raw(conv))
+    return log
+
+
+def remove(events, i):
+    del events[i]
+
+
+def duplicate(events, i):
+    events.insert(i, events[i])
+
+
+def swap(events, i):
+    events[i], events[i + 1] = events[i + 1], events[i]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "index", "match"),
+    [
+        (remove, 4, "expected version 5 .events are missing before it."),
+        (duplicate, 4, "expected version 6 .duplicated or reordered."),
+        (swap, 2, "expected version 3"),
+    ],
+)
+async def test_replay_rejects_a_forged_log(mutation, index: int, match: str) -> None:
+    log = await forged(lambda evs: mutation(evs, index))
+    with pytest.raises(IllegalEvent, match=match):
+        [rec async for rec in replay(log, "conv-1")]
+
+
+async def test_replay_rejects_a_renumbered_log_by_state() -> None:
+    """A forger who also fixes versions and hashes still cannot put an event where the machine
+    forbids it: a text delta after the turn was finalized is illegal in state 'finalized'."""
+    log = InMemoryEventLog()
+    conv = await one_turn(log)
+    events = log._raw(conv)
+    delta = next(e for e in events if e.type == "text_delta")
+    final = events[-1]
+    log2 = InMemoryEventLog()
+    replayed = [NewEvent(e.event, e.turn_id) for e in events] + [NewEvent(delta.event, final.turn_id)]
+    await log2.append(conv, replayed, 0, recorded_at="2026-01-01T00:00:00Z")
+    with pytest.raises(IllegalEvent, match=r"event text_delta is not legal in state 'finalized'") as err:
+        [rec async for rec in replay(log2, conv)]
+    assert err.value.version == len(events) + 1
+
+
+async def test_verify_catches_a_changed_payload_byte(tmp_path) -> None:
+    path = tmp_path / "log.db"
+    async with await SqliteEventLog.open(path) as log:
+        conv = await one_turn(log)
+        assert (await verify(log)).ok
+    with sqlite3.connect(path) as db:
+        (payload,) = db.execute(
+            "SELECT payload FROM turnlog_events WHERE stream_id=? AND version=5", (conv,)
+        ).fetchone()
+        changed = bytes(payload).replace(b"beta", b"bEta")
+        assert changed != bytes(payload)
+        db.execute("UPDATE turnlog_events SET payload=? WHERE stream_id=? AND version=5", (changed, conv))
+    async with await SqliteEventLog.open(path) as log:
+        report = await verify(log)
+    assert not report.ok
+    assert str(report.broken[0]) == (
+        f"stream {conv!r}: first broken link at version 5: the stored bytes do not hash to the stored hash (changed)"
+    )
+    # The command line names the same link and exits 1, in one line, without a traceback.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "turnlog.adapters.cli", "verify", "--db", str(path), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 1
+    assert stderr.decode().strip().splitlines() == [f"turnlog: verify: {report.broken[0]}"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-two-connections"])
+async def test_two_appends_with_the_same_expected_version(kind: str, tmp_path) -> None:
+    if kind == "memory":
+        a = b = InMemoryEventLog()
+    else:
+        a = await SqliteEventLog.open(tmp_path / "c.db")
+        b = a if kind == "sqlite" else await SqliteEventLog.open(tmp_path / "c.db")
+    try:
+        await a.append("s", [NewEvent(TextDelta(1, "base"))], 0, recorded_at="t0")
+        results = await asyncio.gather(
+            a.append("s", [NewEvent(TextDelta(1, "A1")), NewEvent(TextDelta(1, "A2"))], 1, recorded_at="t1"),
+            b.append("s", [NewEvent(TextDelta(1, "B1")), NewEvent(TextDelta(1, "B2"))], 1, recorded_at="t1"),
+            return_exceptions=True,
+        )
+        winners = [r for r in results if isinstance(r, list)]
+        losers = [r for r in results if isinstance(r, ConcurrencyError)]
+        assert len(winners) == 1 and len(losers) == 1
+        assert "expected version 1 but the log is at version 3" in str(losers[0])
+        stored = await a.read("s")
+        assert [e.event.text for e in stored] == ["base"] + [e.event.text for e in winners[0]]
+        assert [e.version for e in stored] == [1, 2, 3]
+    finally:
+        if kind != "memory":
+            await a.close()
+            if b is not a:
+                await b.close()
+
+
+def test_events_are_immutable_and_versioned() -> None:
+    ev = TextDelta(1, "x")
+    with pytest.raises(AttributeError):
+        ev.text = "y"  # type: ignore[misc]
+    assert TextDelta.SCHEMA == 1
+    assert msgspec.json.encode(ev) == b'{"type":"text_delta","iteration":1,"text":"x"}'
