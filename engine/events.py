@@ -252,19 +252,29 @@ def seal(
     recorded_at: str,
 ) -> list[Recorded]:
     """Give new events their versions, positions and chained hashes. Every store uses this one
-    function, so every store writes the same bytes and `verify` means the same thing on each."""
+    function, so every store writes the same bytes and `verify` means the same thing on each.
+
+    Produces exactly ``chain_hash``'s bytes, but encodes the header parts that repeat within a
+    batch (stream id, turn id, time, type) once per batch instead of once per event."""
     out: list[Recorded] = []
     prev = head_hash
     version = head_version
     position = first_position
+    sid = _header_encoder.encode(stream_id)
+    tails: dict[tuple[str, str, int], bytes] = {}
+    sha256 = hashlib.sha256
+    encode = _encoder.encode
     for new in events:
         version += 1
         ev = new.event
-        cfg = ev.__struct_config__
-        type_ = cfg.tag
+        type_ = ev.__struct_config__.tag
         schema = ev.SCHEMA
-        payload = _encoder.encode(ev)
-        h = chain_hash(prev, stream_id, version, new.turn_id, recorded_at, type_, schema, payload)  # type: ignore[arg-type]
+        key = (new.turn_id, type_, schema)  # type: ignore[assignment]
+        tail = tails.get(key)  # type: ignore[arg-type]
+        if tail is None:
+            tail = tails[key] = b"," + _header_encoder.encode([new.turn_id, recorded_at, type_, schema])[1:]  # type: ignore[index]
+        payload = encode(ev)
+        h = sha256(b'["%s",%s,%d%s\n%s' % (prev.encode(), sid, version, tail, payload)).hexdigest()
         out.append(
             Recorded(stream_id, version, position, new.turn_id, recorded_at, type_, schema, prev, h, ev, payload)
         )  # type: ignore[arg-type]

@@ -145,3 +145,21 @@ def test_events_are_immutable_and_versioned() -> None:
         ev.text = "y"  # type: ignore[misc]
     assert TextDelta.SCHEMA == 1
     assert msgspec.json.encode(ev) == b'{"type":"text_delta","iteration":1,"text":"x"}'
+
+
+def test_batch_sealing_hashes_exactly_as_chain_hash_says() -> None:
+    """seal() builds hash headers from per-batch pieces for speed; verify() recomputes them with
+    chain_hash(). The two must agree for any ids, including ones JSON must escape."""
+    from turnlog.engine.events import chain_hash, seal
+
+    batch = [
+        NewEvent(TextDelta(1, "x"), 'turn "1"'),
+        NewEvent(TextDelta(1, 'é"\n'), 'turn "1"'),
+        NewEvent(TextDelta(2, "y"), "turn-2"),
+    ]
+    for rec in seal(
+        'conv "ü"', batch, head_version=3, head_hash="ab" * 32, first_position=9, recorded_at="2026-01-01T00:00:00Z"
+    ):
+        assert rec.hash == chain_hash(
+            rec.prev_hash, rec.stream_id, rec.version, rec.turn_id, rec.recorded_at, rec.type, rec.schema, rec.payload
+        )
