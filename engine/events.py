@@ -283,6 +283,10 @@ def seal(
     return out
 
 
+#: (type, schema) pairs this build decodes directly, with no upcasting.
+CURRENT = frozenset((tag, cls.SCHEMA) for tag, cls in EVENT_TYPES.items())
+
+
 def load(
     stream_id: str,
     version: int,
@@ -306,6 +310,6 @@ def load(
         schema,
         prev_hash,
         hash_,
-        decode_event(type_, schema, payload),
+        _decoder.decode(payload) if (type_, schema) in CURRENT else decode_event(type_, schema, payload),
         payload,
     )

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Sequence
 from .events import NewEvent, Recorded
 
 PAGE = 1000
+#: Page size for reading a whole stream: big pages amortise the per-query cost.
+BULK_PAGE = 10_000
 
 
 class EventLog(abc.ABC):
@@ -69,10 +71,10 @@ class EventLog(abc.ABC):
     async def iter_stream(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
         """Every event of a stream after a version, page by page (memory stays flat)."""
         while True:
-            page = await self.read(stream_id, after_version, PAGE)
+            page = await self.read(stream_id, after_version, BULK_PAGE)
             for rec in page:
                 yield rec
-            if len(page) < PAGE:
+            if len(page) < BULK_PAGE:
                 return
             after_version = page[-1].version
 

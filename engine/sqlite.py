@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from .errors import ConcurrencyError
 from .events import GENESIS_HASH, NewEvent, Recorded, load, seal
@@ -72,9 +71,9 @@ def make_engines(
     url = sqlite_url(path)
     writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600)
     _configure(writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
-    # NullPool for readers: every read gets a fresh snapshot, and nothing lingers to keep the
-    # process alive at exit. Reads are paged, so the connect cost is paid per page, not per event.
-    reader = create_async_engine(url, poolclass=NullPool)
+    # A small pool of reader connections: opening one per page cost more than reading the page.
+    # close() disposes the pool, so nothing lingers to keep the process alive at exit.
+    reader = create_async_engine(url, pool_size=4, max_overflow=4)
     _configure(reader, begin="BEGIN", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     return writer, reader
 
@@ -171,7 +170,10 @@ class SqliteEventLog(EventLog):
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         async with self.reader.connect() as conn:
-            return list((await conn.exec_driver_sql(sql, params)).all())
+            raw = await conn.get_raw_connection()
+            # One thread hop for the whole page (the dialect's cursor adapter makes several).
+            # Reads need no transaction: a single SELECT sees one consistent WAL snapshot.
+            return list(await raw.driver_connection.execute_fetchall(sql, params))
 
     async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:
         return [_load_row(r) for r in await self._fetch(_READ, (stream_id, after_version, limit))]
