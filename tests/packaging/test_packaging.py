@@ -1,0 +1,58 @@
+"""The three folders install as turnlog.engine / .projections / .adapters, and nothing else: a
+top-level `engine` or `adapters` module would collide with users' own packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import turnlog.adapters
+import turnlog.engine
+import turnlog.projections
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, cwd: Path) -> tuple[int, str]:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_installed_package_has_no_generic_top_level_modules(tmp_path: Path) -> None:
+    code = (
+        "import importlib.util, turnlog.engine, turnlog.projections, turnlog.adapters\n"
+        "print([m for m in ('engine', 'adapters', 'projections') if importlib.util.find_spec(m)])"
+    )
+    rc, out = run(sys.executable, "-c", code, cwd=tmp_path)
+    assert rc == 0, out
+    assert out.strip() == "[]"
+
+
+def test_wheel_contains_only_the_turnlog_package(tmp_path: Path) -> None:
+    rc, out = run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT), cwd=tmp_path
+    )
+    assert rc == 0, out
+    (wheel,) = tmp_path.glob("turnlog-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.startswith("turnlog-")}
+    assert top == {"turnlog"}
+    for module in ("engine/runner.py", "projections/sse.py", "adapters/cli.py", "projections/pytest_plugin.py"):
+        assert f"turnlog/{module}" in names
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "turnlog = turnlog.adapters.cli:main" in entry_points
+    assert "turnlog = turnlog.projections.pytest_plugin" in entry_points
+
+
+def test_public_api_is_what_each_package_exports() -> None:
+    for package in (turnlog.engine, turnlog.projections):
+        exported = set(package.__all__)
+        assert exported == {name for name in dir(package) if name in exported}
+        assert all(not name.startswith("_") for name in exported)
+    assert {"TurnEngine", "TurnRequest", "EventLog", "SqliteEventLog", "verify", "replay", "recover"} <= set(
+        turnlog.engine.__all__
+    )
+    assert {"SseProjector", "render", "fold_rows", "rebuild"} <= set(turnlog.projections.__all__)
+    assert turnlog.adapters.__name__ == "turnlog.adapters"
