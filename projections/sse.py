@@ -81,6 +81,11 @@ def _frame(version: int, event: bytes, data: bytes) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (version, event, data)
 
 
+def _text_frame(version: int, index: int, kind: str, content: str) -> bytes:
+    step = _TextStep(f"step-{index}", index, kind, content)
+    return _frame(version, b"process_step", b'{"step":' + _enc.encode(step) + b"}")
+
+
 class SseProjector:
     """Folds one conversation's events into frames. Feed it every event from the start of the
     turn (or of the conversation); ``frame`` returns the bytes for one event, or None."""
@@ -102,20 +107,14 @@ class SseProjector:
             index, _ = self.steps.text()
             if self.mode == "full":
                 self._text += ev.text
-                content = self._text
-            else:
-                content = ev.text
-            step = _TextStep(f"step-{index}", index, "text", content)
-            return _frame(rec.version, b"process_step", b'{"step":' + _enc.encode(step) + b"}")
+                return _text_frame(rec.version, index, "text", self._text)
+            return _text_frame(rec.version, index, "text", ev.text)
         if type(ev) is ReasoningDelta:
             index, _ = self.steps.thinking()
             if self.mode == "full":
                 self._thinking += ev.text
-                content = self._thinking
-            else:
-                content = ev.text
-            step = _TextStep(f"step-{index}", index, "thinking", content)
-            return _frame(rec.version, b"process_step", b'{"step":' + _enc.encode(step) + b"}")
+                return _text_frame(rec.version, index, "thinking", self._thinking)
+            return _text_frame(rec.version, index, "thinking", ev.text)
         if type(ev) is ToolCallStarted:
             index = self.steps.tool_call(ev)
             call = _ToolCallStep(f"step-{index}", index, "tool_call", ev.call_id, ev.name, ev.arguments)
