@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import msgspec
 
-from .events import GENESIS_HASH, NewEvent, Recorded, TurnFailed, chain_hash
+from .events import GENESIS_HASH, IterationStarted, NewEvent, Recorded, TurnFailed, TurnStarted, chain_hash
+from .llm import LLM
 from .log import EventLog
 from .machine import ConversationFold
 from .ports import Clock, SystemClock
@@ -125,3 +127,42 @@ async def recover(
         if isinstance(messages, MessageStore):
             await catch_up(log, messages, sid)
     return out
+
+
+class RequestCheck(msgspec.Struct, frozen=True):
+    turn_id: str
+    iteration: int
+    version: int
+    recorded_sha256: str
+    recomputed_sha256: str
+
+    @property
+    def ok(self) -> bool:
+        return self.recorded_sha256 == self.recomputed_sha256
+
+
+async def check_requests(log: EventLog, stream_id: str, llm: LLM) -> list[RequestCheck]:
+    """Rebuild every request a conversation sent to its model from the log alone, render it with
+    ``llm`` (the same provider adapter, so the same bytes), and compare its sha256 with the digest
+    recorded in IterationStarted. A mismatch means the log does not explain what the model saw."""
+    from ..projections.history import TurnHistory
+    from ..projections.messages import MessageFold, MessageRow
+
+    rows: dict[str, MessageRow] = {}
+    fold = MessageFold(stream_id)
+    history: TurnHistory | None = None
+    checks: list[RequestCheck] = []
+    async for rec in replay(log, stream_id):
+        ev = rec.event
+        if isinstance(ev, TurnStarted):
+            prior = sorted(rows.values(), key=lambda r: r.seq)
+            history = TurnHistory(prior, ev, round_trip_reasoning=llm.round_trip_reasoning)
+        elif history is not None:
+            if isinstance(ev, IterationStarted):
+                # The engine renders the request before it records IterationStarted.
+                digest = hashlib.sha256(llm.render(history.request())).hexdigest()
+                checks.append(RequestCheck(rec.turn_id, ev.iteration, rec.version, ev.request_sha256, digest))
+            history.apply(ev)
+        for row in fold.apply(rec):
+            rows[row.id] = row
+    return checks

@@ -163,3 +163,51 @@ def test_batch_sealing_hashes_exactly_as_chain_hash_says() -> None:
         assert rec.hash == chain_hash(
             rec.prev_hash, rec.stream_id, rec.version, rec.turn_id, rec.recorded_at, rec.type, rec.schema, rec.payload
         )
+
+
+async def test_request_digests_are_recomputable_from_the_log() -> None:
+    """What the model saw, proven: every request is rebuilt from the log alone and hashes to the
+    recorded digest, across turns (history from earlier turns' rows) and tool iterations."""
+    from turnlog.adapters.scripted import ScriptedLLM
+    from turnlog.engine.audit import check_requests
+    from turnlog.engine.tools import ToolRegistry
+
+    tools = ToolRegistry()
+
+    @tools.tool()
+    async def ping() -> str:
+        return "pong"
+
+    llm = ScriptedLLM(
+        [
+            [{"reasoning": "use ping"}, {"tool": "ping"}],
+            [{"text": "pong it is", "split": 3}],
+            [{"text": "second turn"}],
+        ]
+    )
+    log = InMemoryEventLog()
+    engine = TurnEngine(log, llm, tools=tools, clock=FixedClock(), ids=SequentialIds())
+    conv = await engine.create_conversation(system_prompt="sys", model="m")
+    for text in ("first", "second"):
+        async for _ in engine.run_turn(conv, TurnRequest(text, enabled_tools=["ping"])):
+            pass
+    checks = await check_requests(log, conv, ScriptedLLM([]))
+    assert [(c.iteration, c.ok) for c in checks] == [(1, True), (2, True), (1, True)]
+    # ...and the digests are of the bytes the model actually received.
+    import hashlib
+
+    assert [c.recorded_sha256 for c in checks] == [hashlib.sha256(b).hexdigest() for b in llm.bodies]
+
+    # Changing what a tool returned (and re-sealing the chain, as a forger would) is exposed.
+    forged = InMemoryEventLog()
+    rewritten = []
+    for rec in log._raw(conv):
+        ev = rec.event
+        if rec.type == "tool_result_recorded":
+            ev = msgspec.structs.replace(ev, content="forged")
+        rewritten.append(NewEvent(ev, rec.turn_id))
+    await forged.append(conv, rewritten, 0, recorded_at="2026-01-01T00:00:00Z")
+    checks = await check_requests(forged, conv, ScriptedLLM([]))
+    # Only the request that carried the tool result changes: later turns are sent earlier turns'
+    # text, not their tool traffic (as the seed did).
+    assert [c.ok for c in checks] == [True, False, True]
