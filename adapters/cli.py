@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -159,6 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, msgspec.DecodeError, ValueError) as exc:
         print(f"turnlog: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # Still one line: a traceback is for developers, who ask for it with TURNLOG_DEBUG=1.
+        if os.environ.get("TURNLOG_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"turnlog: internal error: {type(exc).__name__}: {first} (TURNLOG_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

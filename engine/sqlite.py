@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import ConcurrencyError
+from .errors import ConcurrencyError, StoreUnavailable
 from .events import GENESIS_HASH, NewEvent, Recorded, load, seal
 from .log import PAGE, EventLog
 
@@ -104,6 +105,9 @@ class SqliteEventLog(EventLog):
         log = cls(path, writer, reader)
         try:
             await ensure_schema(writer, create=create, where=str(path))
+        except sa_exc.DBAPIError as exc:
+            await log.close()
+            raise StoreUnavailable(f"cannot open the SQLite log {str(path)!r}: {exc.orig}") from None
         except BaseException:
             await log.close()
             raise

@@ -1,0 +1,62 @@
+"""Durable before visible, and group commit by count and by time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+
+from turnlog.adapters.scripted import ScriptedLLM
+from turnlog.engine import EngineConfig, InMemoryEventLog, NewEvent, Recorded, TurnEngine, TurnRequest
+
+
+class SpyLog(InMemoryEventLog):
+    """Remembers each append's batch size and the highest committed version per stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed: dict[str, int] = {}
+        self.batches: list[int] = []
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int, *, recorded_at: str
+    ) -> list[Recorded]:
+        await asyncio.sleep(0.001)  # a commit takes time: frames must wait for it
+        recs = await super().append(stream_id, events, expected_version, recorded_at=recorded_at)
+        self.committed[stream_id] = recs[-1].version
+        self.batches.append(len(recs))
+        return recs
+
+
+async def test_no_frame_is_yielded_before_its_event_is_committed() -> None:
+    log = SpyLog()
+    script = [[{"reasoning": "r" * 300, "split": 1}, {"text": "t" * 2000, "split": 1}]]
+    engine = TurnEngine(log, ScriptedLLM(script), config=EngineConfig(flush_events=64, flush_ms=1000))
+    conv = await engine.create_conversation(model="m")
+    seen = 0
+    async for frame in engine.stream_sse(conv, TurnRequest("go")):
+        version = int(frame.split(b"\n", 1)[0].removeprefix(b"id: "))
+        assert version <= log.committed[conv], f"frame {version} left before its event was committed"
+        seen += 1
+    assert seen == 2301
+    # Group commit did group: far fewer appends than events, none larger than flush_events.
+    assert max(log.batches) <= 64
+    assert len(log.batches) < 2400 / 32
+
+
+async def test_a_slow_model_gets_its_deltas_committed_within_flush_ms() -> None:
+    """With a model that pauses between tokens, each token is committed and shown without waiting
+    for flush_events more tokens."""
+    log = SpyLog()
+    script = [[step for i in range(5) for step in ({"text": f"tok{i} "}, {"sleep": 0.05})]]
+    engine = TurnEngine(log, ScriptedLLM(script), config=EngineConfig(flush_events=1000, flush_ms=5))
+    conv = await engine.create_conversation(model="m")
+    loop = asyncio.get_running_loop()
+    arrivals = []
+    async for rec in engine.run_turn(conv, TurnRequest("go")):
+        if rec.type == "text_delta":
+            arrivals.append(loop.time())
+    assert len(arrivals) == 5
+    # Each token arrived on its own, not all at the end: the pauses between them are visible.
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) > 0.02
