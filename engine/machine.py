@@ -158,6 +158,15 @@ class ConversationFold:
 
     def check(self, ev: Event, *, turn_id: str, stream_id: str, version: int) -> None:
         """Apply one event's state change, raising ``IllegalEvent`` if it is not legal."""
+        turn = self.turn
+        if (
+            (type(ev) is TextDelta or type(ev) is ReasoningDelta)
+            and turn is not None
+            and turn.state == "streaming"
+            and turn_id == turn.turn_id
+            and ev.iteration == turn.iteration
+        ):
+            return  # the hot path: a delta where deltas are legal (the full checks below agree)
         name = event_type(ev)
 
         def illegal(why: str = "", state: str | None = None) -> IllegalEvent:
