@@ -47,12 +47,15 @@ from .llm import (
 )
 from .log import EventLog
 from .memory import InMemoryEventLog
+from .migrate import HEAD_REVISION, current_revision, upgrade
 from .ports import Clock, FixedClock, Ids, SequentialIds, SystemClock, UuidIds
+from .postgres import PostgresEventLog
 from .runner import EngineConfig, TurnEngine, TurnRequest
 from .sqlite import SqliteEventLog
 from .tools import ToolContext, ToolRegistry, ToolResult
 
 __all__ = [
+    "HEAD_REVISION",
     "LLM",
     "Clock",
     "ConcurrencyError",
@@ -74,6 +77,7 @@ __all__ = [
     "LLMRequest",
     "LogError",
     "NewEvent",
+    "PostgresEventLog",
     "ReasoningChunk",
     "ReasoningDelta",
     "Recorded",
@@ -107,7 +111,9 @@ __all__ = [
     "UsageRecorded",
     "UuidIds",
     "VerifyReport",
+    "current_revision",
     "recover",
     "replay",
+    "upgrade",
     "verify",
 ]

@@ -1,8 +1,10 @@
 """The SQL schema every SQL store shares: the event log and the message-rows projection.
 
-Alembic migrations (engine/migrations) create and upgrade it; this module is their source of
-truth and the SQL stores' table objects. ``SCHEMA_REVISION`` is the migration a build expects:
-opening an older database is refused with a message that says to run ``turnlog db upgrade``.
+These table objects are what the stores and the row projection query. The database itself is
+created and upgraded only by the Alembic migrations in engine/migrations (run by engine/migrate.py
+and ``turnlog db upgrade``); a migration is a frozen copy of a change, so when a table changes
+here, add a migration that makes the same change and bump ``migrate.HEAD_REVISION``
+(tests/contract/test_migrations.py compares the migrated database with these objects).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -37,6 +40,15 @@ events = Table(
     Column("hash", String(64), nullable=False),
     Column("payload", LargeBinary, nullable=False),
     UniqueConstraint("stream_id", "version", name="uq_turnlog_events_stream_version"),
+)
+
+# streams() lists the first event of every stream: without this partial index that is a scan of
+# the whole log (recover and rebuild call it); with it, a scan of one entry per conversation.
+Index(
+    "ix_turnlog_events_stream_starts",
+    events.c.position,
+    sqlite_where=events.c.version == 1,
+    postgresql_where=events.c.version == 1,
 )
 
 # The messages projection: one user row and one assistant row per turn, rebuildable from the log.

@@ -1,0 +1,340 @@
+"""The shared event log: PostgreSQL, for several app servers over one database.
+
+Why it is built this way:
+- The hot path (append, read) talks to asyncpg directly through its own pool; SQLAlchemy (the
+  ``engine`` attribute, asyncpg driver, same schema) serves the message rows and the migrations.
+  Measured in bench/store_throughput.py: see docs/architecture.md for the figures.
+- **Sequence gaps.** A position taken from a sequence is handed out at insert time but becomes
+  visible at commit, so a transaction that took position 7 can commit after one that took 8,
+  and a reader following ``read_all(after_position=...)`` that already saw 8 never sees 7.
+  Here every append transaction first takes a transaction-scoped advisory lock (one key per
+  log, i.e. per database and schema) and only then reads ``max(position)`` and inserts
+  ``max + 1 ..``. The lock is released after the commit is visible, so appends commit one at a
+  time in position order: positions are gapless and a follower never skips one. The cost is one
+  lock per group commit, not per event (the engine batches deltas).
+- **Optimistic concurrency.** The stream's head is read under that lock, so a stale
+  ``expected_version`` raises ``ConcurrencyError`` before anything is written. The unique
+  (stream_id, version) constraint stays the backstop for a writer that does not take the lock:
+  its violation also becomes ``ConcurrencyError`` and the transaction is rolled back.
+- **Live tail.** The append transaction sends ``NOTIFY`` (payload: the stream id) on a channel
+  named after the log's schema; PostgreSQL delivers it at commit. A dedicated listener
+  connection per log instance (opened by the first ``subscribe``) wakes this process's
+  subscribers, so a reader on server B sees a turn that runs on server A at once. If that
+  connection is lost, subscribers fall back to polling every ``poll_interval`` while it
+  reconnects in the background, and are woken once it is back (they re-read the log, so
+  nothing sent while it was down is missed: a notification is a hint, the log is the truth).
+- Schema: ``open`` checks the Alembic revision (engine/migrate.py). An empty database is created
+  only with ``create=True``; production databases are set up by ``turnlog db upgrade``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .errors import ConcurrencyError, LogError, StoreUnavailable
+from .events import GENESIS_HASH, NewEvent, Recorded, load, seal
+from .log import PAGE, EventLog
+from .pgurl import PgTarget, parse_pg_url
+
+_COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
+# Statement 1 of an append: BEGIN and the log's lock in one round trip (simple query protocol).
+_BEGIN_AND_LOCK = "BEGIN; SELECT pg_advisory_xact_lock({key})"
+# Statement 2, a new snapshot taken after the lock: everything committed before it is visible.
+_HEAD_AND_MAXPOS = (
+    "SELECT (SELECT max(position) FROM turnlog_events), h.version, h.hash FROM (SELECT 1) AS one "
+    "LEFT JOIN (SELECT version, hash FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1) AS h "
+    "ON true"
+)
+# Statement 3: the whole batch in one statement (arrays), and the wake-up, delivered at commit.
+_INSERT_AND_NOTIFY = (
+    "WITH ins AS (INSERT INTO turnlog_events (stream_id, version, position, turn_id, recorded_at, type, schema, "
+    "prev_hash, hash, payload) SELECT $1, u.v, u.p, u.t, $2, u.ty, u.sc, u.ph, u.h, u.pl FROM "
+    "unnest($3::int[], $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::bytea[]) "
+    "AS u(v, p, t, ty, sc, ph, h, pl)) SELECT pg_notify($11, $1)"
+)
+_READ = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
+_READ_ALL = f"SELECT {_COLS} FROM turnlog_events WHERE position > $1 ORDER BY position LIMIT $2"
+_LAST = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
+_STREAMS = "SELECT stream_id FROM turnlog_events WHERE version = 1 ORDER BY position"
+
+#: Errors that mean "the database is not reachable right now", as opposed to a refused statement.
+_UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+def lock_key(schema: str | None) -> int:
+    """The advisory-lock key of one log: a signed 64-bit number derived from its schema, so two
+    logs in different schemas of one database never wait for each other."""
+    digest = hashlib.sha256(f"turnlog.append:{schema or ''}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def channel_name(schema: str | None) -> str:
+    """The NOTIFY channel of one log (channels are database-wide: the schema keeps logs apart)."""
+    return f"turnlog_events.{schema}" if schema else "turnlog_events"
+
+
+def _load_row(r: Any) -> Recorded:
+    return load(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    # asyncpg's default reset runs RESET ALL / UNLISTEN / unlock-all on every release: a round
+    # trip per append. Our pooled connections never change session state, and every transaction
+    # ends in COMMIT or ROLLBACK before release; roll back only if one did not (a cancellation).
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+class PostgresEventLog(EventLog):
+    """Open with ``await PostgresEventLog.open(url)``; close with ``await log.close()`` (or use
+    ``async with``). ``engine`` is a SQLAlchemy AsyncEngine on the same database and schema."""
+
+    #: The safety net when no notification arrives (the listener connection is down).
+    poll_interval = 1.0
+
+    def __init__(self, target: PgTarget, pool: asyncpg.Pool, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.target = target
+        self.engine = engine
+        self._pool = pool
+        self._begin = _BEGIN_AND_LOCK.format(key=lock_key(target.schema))
+        self._channel = channel_name(target.schema)
+        self._listener: asyncpg.Connection | None = None
+        self._listener_lock = asyncio.Lock()
+        self._reconnect: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def schema(self) -> str | None:
+        return self.target.schema
+
+    @property
+    def where(self) -> str:
+        return self.target.where
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        create: bool = False,
+        pool_size: int = 8,
+        connect_timeout: float = 10.0,
+    ) -> PostgresEventLog:
+        """Connect and check the schema revision.
+
+        ``create=True`` runs the migrations on an EMPTY database (tests, demos). Without it, and
+        always for a database whose schema is older than this build, ``SchemaError`` tells the
+        operator to run ``turnlog db upgrade --db URL``: several app servers must not race to
+        migrate a shared database at start-up."""
+        from .migrate import ensure_schema
+
+        target = parse_pg_url(url)
+        try:
+            pool = await asyncpg.create_pool(
+                target.dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=connect_timeout,
+                server_settings=target.server_settings,
+                reset=_reset,
+            )
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(f"cannot reach the PostgreSQL log at {target.where}: {exc}") from None
+        engine = create_async_engine(
+            target.sqlalchemy_url,
+            pool_size=4,
+            max_overflow=4,
+            connect_args={"server_settings": target.server_settings, "timeout": connect_timeout},
+        )
+        log = cls(target, pool, engine)
+        try:
+            await ensure_schema(engine, create=create, where=target.where)
+        except BaseException:
+            await log.close()
+            raise
+        return log
+
+    async def close(self) -> None:
+        """Release the pool, the SQLAlchemy engine and the listener. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
+                await listener.close(timeout=2)
+        await self._pool.close()
+        await self.engine.dispose()
+        # Wake every subscriber: its next read raises LogError instead of waiting forever.
+        for stream_id in list(self._waiters):
+            self._notify(stream_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError(f"the PostgreSQL log at {self.where} is closed")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int, *, recorded_at: str
+    ) -> list[Recorded]:
+        if not events:
+            return []
+        self._check_open()
+        try:
+            async with self._pool.acquire() as conn:
+                sealed = await self._append(conn, stream_id, events, expected_version, recorded_at)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(
+                f"append to {stream_id!r} failed, the PostgreSQL log at {self.where}: {exc}"
+            ) from None
+        self._notify(stream_id)
+        return sealed
+
+    async def _append(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        recorded_at: str,
+    ) -> list[Recorded]:
+        await conn.execute(self._begin)
+        try:
+            max_pos, actual, head_hash = await conn.fetchrow(_HEAD_AND_MAXPOS, stream_id)
+            if actual is None:
+                actual, head_hash = 0, GENESIS_HASH
+            if actual != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            sealed = seal(
+                stream_id,
+                events,
+                head_version=actual,
+                head_hash=head_hash,
+                first_position=(max_pos or 0) + 1,
+                recorded_at=recorded_at,
+            )
+            try:
+                await conn.execute(
+                    _INSERT_AND_NOTIFY,
+                    stream_id,
+                    recorded_at,
+                    [r.version for r in sealed],
+                    [r.position for r in sealed],
+                    [r.turn_id for r in sealed],
+                    [r.type for r in sealed],
+                    [r.schema for r in sealed],
+                    [r.prev_hash for r in sealed],
+                    [r.hash for r in sealed],
+                    [r.payload for r in sealed],
+                    self._channel,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                # Reached only by a writer that skipped the lock (an old build, a hand-run script).
+                raise ConcurrencyError(stream_id, expected_version, -1) from exc
+            await conn.execute("COMMIT")
+        except BaseException:
+            if not conn.is_closed() and conn.is_in_transaction():
+                with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
+                    await conn.execute("ROLLBACK")
+            raise
+        return sealed
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        self._check_open()
+        try:
+            return await self._pool.fetch(sql, *args)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"read failed, the PostgreSQL log at {self.where}: {exc}") from None
+
+    async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:
+        return [_load_row(r) for r in await self._fetch(_READ, stream_id, after_version, limit)]
+
+    async def read_all(self, after_position: int = 0, limit: int = PAGE) -> list[Recorded]:
+        return [_load_row(r) for r in await self._fetch(_READ_ALL, after_position, limit)]
+
+    async def last(self, stream_id: str) -> Recorded | None:
+        rows = await self._fetch(_LAST, stream_id)
+        return _load_row(rows[0]) if rows else None
+
+    async def streams(self) -> list[str]:
+        return [r[0] for r in await self._fetch(_STREAMS)]
+
+    # -- following ----------------------------------------------------------------------------
+
+    async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
+        await self._ensure_listener()
+        async for rec in super().subscribe(stream_id, after_version):
+            yield rec
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (False: subscribers poll)."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def _ensure_listener(self) -> None:
+        if self._closed or self.listening or self._reconnect is not None:
+            return
+        async with self._listener_lock:
+            if self._closed or self.listening or self._reconnect is not None:
+                return
+            try:
+                await self._listen()
+            except (*_UNAVAILABLE, asyncpg.PostgresError):
+                # Subscribers poll until the listener is back.
+                self._start_reconnect()
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.target.dsn, server_settings=self.target.server_settings, timeout=5)
+        try:
+            await conn.add_listener(self._channel, self._on_notification)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._notify(payload)
+
+    def _on_listener_lost(self, conn: Any) -> None:
+        if self._closed or conn is not self._listener:
+            return
+        self._listener = None
+        self._start_reconnect()
+
+    def _start_reconnect(self) -> None:
+        if self._closed or self._reconnect is not None:
+            return
+        self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.05
+        try:
+            while not self._closed:
+                await asyncio.sleep(delay)
+                try:
+                    await self._listen()
+                except (*_UNAVAILABLE, asyncpg.PostgresError):
+                    delay = min(delay * 2, self.poll_interval)
+                    continue
+                # Whatever was appended while nobody listened: every subscriber re-reads now.
+                for stream_id in list(self._waiters):
+                    self._notify(stream_id)
+                return
+        finally:
+            self._reconnect = None
