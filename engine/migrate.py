@@ -17,18 +17,22 @@ application that keeps its own Alembic history in the same database is not distu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shlex
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .errors import SchemaError
+from .errors import SchemaError, StoreUnavailable
 from .pgurl import IDENT, is_pg_url, parse_pg_url
 
 HEAD_REVISION = "0002"
@@ -50,7 +54,8 @@ def known_revisions() -> set[str]:
 
 
 def upgrade_command(where: str) -> str:
-    return f"turnlog db upgrade --db {where}"
+    # Quoted for the shell: a PostgreSQL URL's `?schema=` would otherwise be a glob.
+    return f"turnlog db upgrade --db {shlex.quote(where)}"
 
 
 # -- reading the state --------------------------------------------------------------------------
@@ -63,9 +68,9 @@ def _state(conn: Connection) -> tuple[str | None, bool]:
     return rev, any(t in names for t in _TABLES)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revision(db: str | Path | AsyncEngine) -> str | None:
     """The database's revision; None for an empty or unversioned database."""
-    async with engine.connect() as conn:
+    async with engine_for(db) as (engine, _), engine.connect() as conn:
         rev, _ = await conn.run_sync(_state)
     return rev
 
@@ -102,23 +107,37 @@ def _run_upgrade(conn: Connection, revision: str) -> tuple[str | None, str | Non
     return before, after
 
 
-async def upgrade(db: str | Path | AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Migrate a database (a SQLite path, a PostgreSQL URL or an engine) to ``revision``.
-    Returns (revision before, revision after)."""
+@contextlib.asynccontextmanager
+async def engine_for(db: str | Path | AsyncEngine) -> AsyncIterator[tuple[AsyncEngine, str]]:
+    """(engine, where) for a SQLite path, a PostgreSQL URL or an engine; connection failures
+    become ``StoreUnavailable`` naming the database (never its password)."""
     if isinstance(db, AsyncEngine):
-        return await _upgrade_engine(db, revision)
-    if is_pg_url(str(db)):
+        engine, where, owned = db, db.url.render_as_string(hide_password=True), False
+    elif is_pg_url(str(db)):
         target = parse_pg_url(str(db))
         engine = create_async_engine(target.sqlalchemy_url, connect_args={"server_settings": target.server_settings})
+        where, owned = target.where, True
     else:
         from .sqlite import make_engines
 
         engine, reader = make_engines(db)
         await reader.dispose()
+        where, owned = str(db), True
     try:
-        return await _upgrade_engine(engine, revision)
+        yield engine, where
+    except (OSError, sa_exc.DBAPIError) as exc:
+        why = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+        raise StoreUnavailable(f"cannot migrate the database at {where}: {why}") from None
     finally:
-        await engine.dispose()
+        if owned:
+            await engine.dispose()
+
+
+async def upgrade(db: str | Path | AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate a database (a SQLite path, a PostgreSQL URL or an engine) to ``revision``
+    (default: the newest). Returns (revision before, revision after)."""
+    async with engine_for(db) as (engine, _):
+        return await _upgrade_engine(engine, revision)
 
 
 async def _upgrade_engine(engine: AsyncEngine, revision: str) -> tuple[str | None, str | None]:

@@ -11,8 +11,11 @@ import abc
 from collections.abc import Sequence
 
 import msgspec
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
 from turnlog.engine.log import EventLog
 from turnlog.engine.schema import messages as messages_table
 from turnlog.engine.schema import projection_state
@@ -58,6 +61,15 @@ class MemoryMessageStore(MessageStore):
         self._versions.clear()
 
 
+def _upsert(dialect: str, table: Table) -> Insert:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE every other column (SQLite and PostgreSQL)."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    key = [c.name for c in table.primary_key]
+    return stmt.on_conflict_do_update(
+        index_elements=key, set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key}
+    )
+
+
 class SqlMessageStore(MessageStore):
     """Rows in ``turnlog_messages`` of the same database as the log (SQLite or PostgreSQL)."""
 
@@ -65,12 +77,17 @@ class SqlMessageStore(MessageStore):
         self.engine = engine
 
     async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
+        # Upserts, not delete-then-insert: on PostgreSQL two servers saving one conversation at
+        # once (a turn's end and another server's catch-up) would both delete nothing and then
+        # collide on the primary key; ON CONFLICT makes the later write win instead.
         async with self.engine.begin() as conn:
             if rows:
-                await conn.execute(delete(messages_table).where(messages_table.c.id.in_([r.id for r in rows])))
-                await conn.execute(insert(messages_table), [msgspec.structs.asdict(r) for r in rows])
-            await conn.execute(delete(projection_state).where(projection_state.c.conversation_id == conversation_id))
-            await conn.execute(insert(projection_state).values(conversation_id=conversation_id, version=version))
+                await conn.execute(
+                    _upsert(conn.dialect.name, messages_table), [msgspec.structs.asdict(r) for r in rows]
+                )
+            await conn.execute(
+                _upsert(conn.dialect.name, projection_state), {"conversation_id": conversation_id, "version": version}
+            )
 
     async def rows(self, conversation_id: str) -> list[MessageRow]:
         async with self.engine.connect() as conn:
