@@ -79,6 +79,10 @@ class LocalServer:
         self.port = 0
 
     @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
