@@ -1,0 +1,94 @@
+"""subscribe(stream, after_version): catch up from the log, then follow it; no gap and no
+duplicate at the hand-over, also when appends race with it, and across two instances."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from turnlog.engine.events import Recorded
+from turnlog.engine.log import EventLog
+
+from .conftest import RECORDED_AT, Logs, deltas
+
+
+async def take(sub: AsyncIterator[Recorded], n: int, timeout: float = 5.0) -> list[Recorded]:
+    got: list[Recorded] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for rec in sub:
+                got.append(rec)
+                if len(got) == n:
+                    break
+    finally:
+        await sub.aclose()  # type: ignore[attr-defined]
+    return got
+
+
+async def test_catch_up_then_live(log: EventLog) -> None:
+    await log.append("a", deltas(5), 0, recorded_at=RECORDED_AT)
+    await log.append("other", deltas(3), 0, recorded_at=RECORDED_AT)
+    reader = asyncio.create_task(take(log.subscribe("a", after_version=2), 9))
+    await asyncio.sleep(0.05)  # the reader has caught up and waits
+    for version in (5, 7, 9):
+        await log.append("a", deltas(2, start=version), version, recorded_at=RECORDED_AT)
+        await log.append("other", deltas(1), version // 2 + 1, recorded_at=RECORDED_AT)
+    got = await reader
+    assert [r.version for r in got] == list(range(3, 12))
+    assert {r.stream_id for r in got} == {"a"}
+    assert got == (await log.read("a"))[2:]
+
+
+async def test_no_gap_no_duplicate_when_appends_race_the_hand_over(log: EventLog) -> None:
+    total = 120
+
+    async def appender() -> None:
+        for version in range(total):
+            await log.append("a", deltas(1, start=version), version, recorded_at=RECORDED_AT)
+            await asyncio.sleep(0)
+
+    async def late_reader(after: int) -> list[int]:
+        # Start while the appender is running, at whatever the head is now.
+        while (last := await log.last("a")) is None or last.version < after:
+            await asyncio.sleep(0)
+        return [r.version for r in await take(log.subscribe("a", after), total - after, timeout=15)]
+
+    starts = [0, 10, 30, 60, 90, 119]
+    writing = asyncio.create_task(appender())
+    results = await asyncio.gather(*(late_reader(s) for s in starts))
+    await writing
+    for start, versions in zip(starts, results, strict=True):
+        assert versions == list(range(start + 1, total + 1)), start
+
+
+async def test_subscribe_sees_appends_from_another_instance(logs: Logs) -> None:
+    reader_log, writer_log = await logs.open(), await logs.open()
+    if logs.kind == "sqlite":
+        # Another SQLite handle cannot wake this one: it polls; keep the test fast.
+        reader_log.poll_interval = 0.05
+    elif logs.kind == "postgres":
+        # Only LISTEN/NOTIFY can deliver within the timeout below.
+        reader_log.poll_interval = 60
+    sub = reader_log.subscribe("a", 0)
+    reader = asyncio.create_task(take(sub, 6, timeout=10))
+    await asyncio.sleep(0.1)
+    for version in range(0, 6, 2):
+        await writer_log.append("a", deltas(2, start=version), version, recorded_at=RECORDED_AT)
+        await asyncio.sleep(0.02)
+    got = await reader
+    assert [r.version for r in got] == [1, 2, 3, 4, 5, 6]
+    assert got == await writer_log.read("a")
+
+
+async def test_a_subscriber_that_is_stopped_releases_everything(log: EventLog) -> None:
+    await log.append("a", deltas(2), 0, recorded_at=RECORDED_AT)
+    sub = log.subscribe("a", 0)
+    task = asyncio.create_task(take(sub, 10))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # The log is still usable and a new subscriber starts cleanly.
+    await log.append("a", deltas(1), 2, recorded_at=RECORDED_AT)
+    assert [r.version for r in await take(log.subscribe("a", 1), 2)] == [2, 3]
