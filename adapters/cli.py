@@ -1,6 +1,6 @@
 """The ``turnlog`` command.
 
-    turnlog demo [--db PATH] [--mode full|delta]
+    turnlog demo [--db PATH] [--mode full|delta] [--llm scripted|openai]
     turnlog replay CONVERSATION [--after VERSION] [--format sse|transcript|events|messages] [--mode full|delta]
     turnlog verify [CONVERSATION]
     turnlog rebuild
@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "run a scripted two-turn conversation, replay it and verify it")
     p.add_argument("--mode", choices=("full", "delta"), default="delta")
+    p.add_argument(
+        "--llm",
+        choices=("scripted", "openai"),
+        default="scripted",
+        help="openai: OPENAI_BASE_URL/_API_KEY, TURNLOG_MODEL",
+    )
     p = add("replay", cmd_replay, "print a conversation from its log")
     p.add_argument("conversation")
     p.add_argument("--after", type=int, default=0, metavar="VERSION", help="only what follows this version")

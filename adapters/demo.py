@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,10 +63,17 @@ async def run_demo(
     open_store: Callable[..., Awaitable[tuple[EventLog, MessageStore]]],
     out: Callable[[str | bytes], None],
 ) -> int:
+    if getattr(args, "llm", "scripted") == "openai":
+        from .cli_llm import openai_from_env
+
+        llm: Any = openai_from_env()
+        model = llm.config.model
+    else:
+        llm, model = ScriptedLLM(DEMO_SCRIPT), "demo-model"
     log, messages = await open_store(args.db)
-    async with log:
-        engine = TurnEngine(log, ScriptedLLM(DEMO_SCRIPT), tools=demo_tools(), messages=messages)
-        conv = await engine.create_conversation(system_prompt="You are a concise travel assistant.", model="demo-model")
+    async with log, contextlib.aclosing(llm) if hasattr(llm, "aclose") else contextlib.nullcontext():
+        engine = TurnEngine(log, llm, tools=demo_tools(), messages=messages)
+        conv = await engine.create_conversation(system_prompt="You are a concise travel assistant.", model=model)
         out(f"conversation {conv} in {args.db} (SSE mode: {args.mode})\n")
         live: list[bytes] = []
         for n, text in enumerate(

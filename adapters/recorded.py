@@ -123,8 +123,8 @@ class RecordedLLM:
         self.bodies.append(body)
         if index >= len(self.recordings):
             raise LLMError(
-                f"{self.provider}: no more recordings: the model was called {index + 1} times but only "
-                f"{len(self.recordings)} recording(s) were given",
+                f"{self.provider}: no more recordings: model call {index + 1} has none (all "
+                f"{len(self.recordings)} recording(s) were used; the model still asks for tool results)",
                 provider=self.provider,
             )
         await self.start()
