@@ -28,11 +28,10 @@ from typing import Any
 
 import httpx
 import msgspec
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from ..engine.errors import LLMError
 from ..engine.llm import ErrorChunk, LLMChunk, LLMRequest
-from .openai_stream import MalformedStream, StreamNormalizer, body_error_text, clip
+from .openai_stream import MalformedStream, SseEvents, StreamNormalizer, body_error_text, clip
 from .providers import ProviderConfig
 
 _encode = msgspec.json.Encoder().encode
@@ -241,15 +240,21 @@ class OpenAILLM:
         except MalformedStream as exc:
             raise self._error(f"HTTP {response.status_code}: {exc}", status=response.status_code) from None
 
-    def _stream_error(self, chunk: ErrorChunk, status: int, events: int) -> ErrorChunk:
-        message = str(self._error(f"HTTP {status}: error inside the stream after {events} events: {chunk.message}"))
-        return ErrorChunk(message)
+    def _chunks(self, norm: StreamNormalizer, name: str, data: str, status: int) -> list[LLMChunk]:
+        try:
+            chunks = norm.event(name, data)
+        except MalformedStream as exc:
+            raise self._error(f"HTTP {status}: {exc}", status=status) from None
+        for i, chunk in enumerate(chunks):
+            if type(chunk) is ErrorChunk:
+                where = f"error inside the stream after {norm.events} events"
+                chunks[i] = ErrorChunk(str(self._error(f"HTTP {status}: {where}: {chunk.message}")))
+        return chunks
 
     async def _events(self, response: httpx.Response, ctype: str) -> AsyncIterator[LLMChunk]:
         status = response.status_code
         norm = StreamNormalizer()
-        lines = SSELineDecoder()
-        sse = SSEDecoder()
+        reader = SseEvents()
         idle = self.timeouts.idle
         text_pieces = response.aiter_text()
         try:
@@ -271,31 +276,16 @@ class OpenAILLM:
                         f"({type(exc).__name__}: {exc or 'closed by the server'})",
                         status=status,
                     ) from None
-                for line in lines.decode(text):
-                    event = sse.decode(line)
-                    if event is not None:
-                        try:
-                            chunks = norm.event(event.event, event.data)
-                        except MalformedStream as exc:
-                            raise self._error(f"HTTP {status}: {exc}", status=status) from None
-                        for chunk in chunks:
-                            if type(chunk) is ErrorChunk:
-                                chunk = self._stream_error(chunk, status, norm.events)
-                            yield chunk
-                        if norm.done:
-                            return
-            # The end of the body: a last event without its blank line is still an event.
-            for line in [*lines.flush(), ""]:
-                event = sse.decode(line)
-                if event is not None:
-                    try:
-                        chunks = norm.event(event.event, event.data)
-                    except MalformedStream as exc:
-                        raise self._error(f"HTTP {status}: {exc}", status=status) from None
-                    for chunk in chunks:
-                        if type(chunk) is ErrorChunk:
-                            chunk = self._stream_error(chunk, status, norm.events)
+                for name, data in reader.feed(text):
+                    for chunk in self._chunks(norm, name, data, status):
                         yield chunk
+                    if norm.done:
+                        return
+            for name, data in reader.close():
+                for chunk in self._chunks(norm, name, data, status):
+                    yield chunk
+                if norm.done:
+                    return
             if not norm.done and not norm.finished:
                 kind = "" if "event-stream" in ctype else f" (content-type {ctype or 'missing'!r}, not an event stream)"
                 raise self._error(

@@ -49,3 +49,46 @@ async def test_one_byte_pieces_cut_every_utf8_character() -> None:
         async with OpenAILLM(ProviderConfig(name="p", base_url=server.url, model="m")) as llm:
             text = "".join([c.text async for c in llm.stream(b"{}") if isinstance(c, TextChunk)])
     assert text == "".join(WORDS)
+
+
+TRICKY = [
+    b'event: error\ndata: {"a":\n data: 1}\n\n',
+    b"data\n\ndata:no-space\n\ndata:  two spaces\n\n",
+    b": comment\nid: 5\nretry: 100\nunknown: x\ndata: after\n\n",
+    b"event: a\n\nevent: b\ndata: x\n\n",
+    b"data: first\rdata: second\r\rdata: crlf\r\n\r\n",
+    b"data: \xf0\x9f\x91\x8b\ndata: line2\n\n\n\ndata: last-without-blank",
+]
+
+
+def httpx_sse_events(text: str) -> list[tuple[str, str]]:
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+    lines, sse = SSELineDecoder(), SSEDecoder()
+    out = []
+    for line in [*lines.decode(text), *lines.flush(), ""]:
+        ev = sse.decode(line)
+        if ev is not None and ev.data:
+            out.append((ev.event, ev.data))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_event_reader_agrees_with_httpx_sse(seed: int) -> None:
+    from pathlib import Path
+
+    from turnlog.adapters.httpserve import pieces
+    from turnlog.adapters.openai_stream import SseEvents
+
+    corpus = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "openai-streams"
+    bodies = TRICKY + [p.read_bytes() for p in sorted(corpus.glob("*.sse"))]
+    for raw in bodies:
+        text = raw.decode("utf-8")
+        reader = SseEvents()
+        mine: list[tuple[str, str]] = []
+        for piece in pieces(text.encode("utf-8"), seed, 1, 9):
+            # Text pieces here (the adapter gets them from httpx's incremental decoder).
+            mine += reader.feed(piece.decode("utf-8", "surrogateescape"))
+        mine += reader.close()
+        mine = [(e, d.encode("utf-8", "surrogateescape").decode("utf-8")) for e, d in mine if d]
+        assert mine == httpx_sse_events(text), raw[:80]

@@ -1,0 +1,102 @@
+"""Parse throughput of the OpenAI-compatible adapter, against httpx reading the same bytes raw.
+
+A large stream (~100k events) is built by repeating the data events of the recorded corpus
+(``../shared/corpus/openai-streams``), served by ``LocalServer`` on 127.0.0.1, and read in one run:
+
+- ``httpx aiter_raw``: the bytes only (the floor: network + HTTP/1.1 chunked decoding);
+- ``httpx aiter_text``: plus incremental UTF-8 decoding;
+- ``adapter stream()``: ``OpenAILLM.stream`` (text decoding, WHATWG SSE lines and events,
+  msgspec decoding, normalisation to chunks) — what the engine consumes;
+- ``normaliser only``: ``StreamNormalizer.event`` over the pre-split events, no I/O.
+
+Run: ``.venv/bin/python bench/parse_throughput.py [--events N]`` (well under a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from turnlog.adapters.httpserve import LocalServer, Reply
+from turnlog.adapters.openai import OpenAILLM, Timeouts
+from turnlog.adapters.openai_stream import StreamNormalizer
+from turnlog.adapters.providers import ProviderConfig
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openai-streams"
+
+
+def corpus_events() -> list[bytes]:
+    events: list[bytes] = []
+    for path in sorted(CORPUS.glob("*.sse")):
+        body = path.read_bytes().replace(b"\r\n", b"\n")
+        if body.lstrip().startswith(b"{") or b'"error"' in body:
+            continue  # error recordings end a stream
+        for block in body.split(b"\n\n"):
+            if block.startswith(b"data: {"):
+                events.append(block + b"\n\n")
+    return events
+
+
+def build(n: int) -> tuple[bytes, list[str]]:
+    base = corpus_events()
+    picked = [base[i % len(base)] for i in range(n)]
+    return b"".join(picked) + b"data: [DONE]\n\n", [e[6:-2].decode() for e in picked]
+
+
+async def main(n: int, rounds: int) -> None:
+    body, datas = build(n)
+    mb = len(body) / 1e6
+    print(f"stream: {n} events, {mb:.1f} MB, {len(corpus_events())} distinct corpus events repeated")
+    results: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        results[name] = min(results.get(name, seconds), seconds)
+
+    async with LocalServer([Reply(body=body)]) as server:
+        url = server.url + "/v1/chat/completions"
+        async with httpx.AsyncClient(timeout=30) as client:
+            for _ in range(rounds):
+                t = time.perf_counter()
+                async with client.stream("POST", url, content=b"{}") as r:
+                    size = sum([len(b) async for b in r.aiter_raw()])
+                keep("httpx aiter_raw", time.perf_counter() - t)
+                assert size == len(body)
+                t = time.perf_counter()
+                async with client.stream("POST", url, content=b"{}") as r:
+                    chars = sum([len(s) async for s in r.aiter_text()])
+                keep("httpx aiter_text", time.perf_counter() - t)
+                assert chars > 0
+        config = ProviderConfig(name="bench", base_url=server.url + "/v1", model="m")
+        async with OpenAILLM(config, timeouts=Timeouts(idle=30)) as llm:
+            for _ in range(rounds):
+                t = time.perf_counter()
+                chunks = 0
+                async for _chunk in llm.stream(b"{}"):
+                    chunks += 1
+                keep("adapter stream()", time.perf_counter() - t)
+    for _ in range(rounds):
+        norm = StreamNormalizer()
+        event = norm.event
+        t = time.perf_counter()
+        for data in datas:
+            event("message", data)
+        keep("normaliser only", time.perf_counter() - t)
+
+    floor = results["httpx aiter_raw"]
+    print(f"{'reader':<20}{'seconds':>9}{'MB/s':>9}{'events/s':>12}{'x raw time':>12}")
+    for name, seconds in results.items():
+        print(f"{name:<20}{seconds:>9.3f}{mb / seconds:>9.1f}{n / seconds:>12,.0f}{seconds / floor:>12.2f}")
+    print(
+        f"adapter chunks yielded: {chunks}; adapter events/s / raw events/s = {floor / results['adapter stream()']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="best of N")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))
