@@ -235,10 +235,16 @@ class OpenAILLM:
                 f"HTTP {response.status_code}: the JSON answer could not be read: {type(exc).__name__}",
                 status=response.status_code,
             ) from None
+        status = response.status_code
         try:
-            return StreamNormalizer().completion(raw)
+            chunks = StreamNormalizer().completion(raw)
         except MalformedStream as exc:
-            raise self._error(f"HTTP {response.status_code}: {exc}", status=response.status_code) from None
+            raise self._error(f"HTTP {status}: {exc}", status=status) from None
+        for i, chunk in enumerate(chunks):
+            if type(chunk) is ErrorChunk:
+                # A 2xx JSON body that is an error (some gateways): the same message as a 4xx one.
+                chunks[i] = ErrorChunk(str(self._error(f"HTTP {status}: {chunk.message}")))
+        return chunks
 
     def _chunks(self, norm: StreamNormalizer, name: str, data: str, status: int) -> list[LLMChunk]:
         try:
@@ -287,10 +293,15 @@ class OpenAILLM:
                 if norm.done:
                     return
             if not norm.done and not norm.finished:
-                kind = "" if "event-stream" in ctype else f" (content-type {ctype or 'missing'!r}, not an event stream)"
+                if "event-stream" not in ctype:
+                    raise self._error(
+                        f"HTTP {status}: the server answered {ctype or 'without a content type'!r}, not an event "
+                        f"stream ({norm.events} events, no finish reason): is the base URL right?",
+                        status=status,
+                    )
                 raise self._error(
                     f"HTTP {status}: the stream ended after {norm.events} events without a finish reason or "
-                    f"[DONE]{kind}: the connection was closed early",
+                    "[DONE]: the connection was closed early",
                     status=status,
                 )
         finally:

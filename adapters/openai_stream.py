@@ -8,9 +8,10 @@ rule is to be liberal in what we accept while never inventing or losing a byte o
 - text: ``delta.content`` as a string, or as a list of parts (``{"type": "text"}`` /
   ``{"type": "thinking"}``, Mistral's Magistral); ``delta.refusal`` is the model's visible
   answer, so it becomes text too (the finish reason is kept as sent);
-- reasoning: ``reasoning_content`` (DeepSeek, Moonshot, xAI, older vLLM) or ``reasoning``
-  (OpenRouter, Groq, Cerebras, newer vLLM); a server sending both carries the same text twice,
-  so the first non-empty one is taken, never both;
+- reasoning: ``reasoning_content`` (DeepSeek, Moonshot, xAI, llama.cpp, older vLLM) or
+  ``reasoning`` (OpenRouter, Groq, Cerebras, Ollama, newer vLLM); a server sending both carries
+  the same text twice, so the first non-empty one is taken, never both; OpenRouter's
+  ``reasoning_details`` texts only when neither is there (encrypted details carry no text);
 - tool calls: fragments are routed to a *slot* (the ``index`` of the emitted ``ToolCallChunk``):
   by ``index`` when present, by ``id`` or position otherwise (Mistral, Ollama omit the index);
   a fragment that reuses an index with a new id *and* a name starts a new call (some gateways
@@ -58,6 +59,7 @@ class _Delta(msgspec.Struct):
     refusal: Any = None
     tool_calls: Any = None
     function_call: Any = None
+    reasoning_details: Any = None
 
 
 class _Choice(msgspec.Struct):
@@ -207,6 +209,18 @@ def _text(value: Any) -> str:
     return ""
 
 
+def _details_text(details: Any) -> str:
+    if not isinstance(details, list):
+        return ""
+    parts = []
+    for d in details:
+        if isinstance(d, dict):
+            text = d.get("text") if d.get("text") is not None else d.get("summary")
+            if isinstance(text, str):
+                parts.append(text)
+    return "".join(parts)
+
+
 class StreamNormalizer:
     """One per model response. Keeps only the tool-call slot table between events."""
 
@@ -258,6 +272,10 @@ class StreamNormalizer:
         self.events += 1
         out = self._chunk(chunk, "message")
         self.done = True
+        if not out:
+            raise MalformedStream(
+                f"the JSON answer has no choices, usage or error: {clip(body.decode('utf-8', 'replace'), 200)!r}"
+            )
         return out
 
     # -- the work -------------------------------------------------------------------------------
@@ -299,6 +317,11 @@ class StreamNormalizer:
             reasoning = delta.reasoning
         if reasoning:
             text = _text(reasoning)
+            if text:
+                out.append(ReasoningChunk(text))
+        elif delta.reasoning_details:
+            # OpenRouter's structured form, read only when no plain field carries the same text.
+            text = _details_text(delta.reasoning_details)
             if text:
                 out.append(ReasoningChunk(text))
         content = delta.content

@@ -309,3 +309,25 @@ async def test_render_is_exact_and_pure() -> None:
         }
     finally:
         await llm.aclose()
+
+
+async def test_a_2xx_json_error_body_and_an_empty_json_answer_fail_the_turn() -> None:
+    replies = [
+        Reply(body=b'{"error": {"message": "context too long"}}', content_type="application/json"),
+        Reply(body=b'{"object": "chat.completion"}', content_type="application/json"),
+    ]
+    async with LocalServer(replies) as server, client(server.url) as llm:
+        first, _ = await run_turn(llm)
+        second, _ = await run_turn(llm)
+    assert failure(first).message == "acme: HTTP 200: context too long"
+    assert failure(second).message.startswith("acme: HTTP 200: the JSON answer has no choices, usage or error: ")
+
+
+async def test_an_html_page_instead_of_a_stream_is_named() -> None:
+    async with LocalServer([Reply(body=b"<html>login</html>", content_type="text/html")]) as server:
+        async with client(server.url) as llm:
+            events, _ = await run_turn(llm)
+    assert failure(events).message == (
+        "acme: HTTP 200: the server answered 'text/html', not an event stream (0 events, no finish reason): "
+        "is the base URL right?"
+    )

@@ -157,3 +157,9 @@ def test_done_empty_and_malformed_events() -> None:
 )
 def test_error_bodies(body: bytes, message: str) -> None:
     assert body_error_text(body) == message
+
+
+def test_reasoning_details_only_when_no_plain_field() -> None:
+    details = [{"type": "reasoning.text", "text": "deep"}, {"type": "reasoning.encrypted", "data": "xx"}]
+    out = feed(delta({"reasoning_details": details}), delta({"reasoning": "plain", "reasoning_details": details}))
+    assert out == [ReasoningChunk("deep"), ReasoningChunk("plain")]
