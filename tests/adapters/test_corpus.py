@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from turnlog.adapters.recorded import RecordedLLM
+from turnlog.adapters.recorded import RecordedLLM, Recording
 from turnlog.engine.audit import replay, verify
 from turnlog.engine.events import (
     ReasoningDelta,
@@ -106,7 +106,10 @@ def expected(name: str) -> Expected:
 
 
 async def run_recorded(log: EventLog, messages: MessageStore, name: str, seed: int) -> tuple[str, list[bytes]]:
-    async with RecordedLLM([CORPUS / name, FOLLOW_UP], seed=seed, piece_max=13) as llm:
+    first = Recording.load(CORPUS / name)
+    if name in STATUS:
+        first = Recording(first.body, status=STATUS[name], name=name)
+    async with RecordedLLM([first, FOLLOW_UP], seed=seed, piece_max=13) as llm:
         engine = TurnEngine(
             log,
             llm,
@@ -152,6 +155,8 @@ def observed(recs) -> Expected:
 
 
 SEEDS = (1, 2, 3)
+#: Error bodies whose status the recording does not store: served as the provider would (400 otherwise).
+STATUS = {"moonshot-error-body-not-found-1.sse": 404}
 
 
 @pytest.mark.skipif(not FILES, reason=f"the recorded-stream corpus is not at {CORPUS}")
