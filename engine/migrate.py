@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .errors import SchemaError, StoreUnavailable
 from .pgurl import IDENT, is_pg_url, parse_pg_url
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: The revision whose layout the interim create_all built (databases from before migrations).
 LEGACY_REVISION = "0001"
 VERSION_TABLE = "turnlog_alembic_version"

@@ -7,15 +7,21 @@ Why it is built this way:
 - **Sequence gaps.** A position taken from a sequence is handed out at insert time but becomes
   visible at commit, so a transaction that took position 7 can commit after one that took 8,
   and a reader following ``read_all(after_position=...)`` that already saw 8 never sees 7.
-  Here every append transaction first takes a transaction-scoped advisory lock (one key per
-  log, i.e. per database and schema) and only then reads ``max(position)`` and inserts
-  ``max + 1 ..``. The lock is released after the commit is visible, so appends commit one at a
-  time in position order: positions are gapless and a follower never skips one. The cost is one
-  lock per group commit, not per event (the engine batches deltas).
-- **Optimistic concurrency.** The stream's head is read under that lock, so a stale
-  ``expected_version`` raises ``ConcurrencyError`` before anything is written. The unique
-  (stream_id, version) constraint stays the backstop for a writer that does not take the lock:
-  its violation also becomes ``ConcurrencyError`` and the transaction is rolled back.
+  Here every append takes a transaction-scoped advisory lock (one key per log, i.e. per
+  database and schema) and only then reads ``max(position)`` and inserts ``max + 1 ..``. The
+  lock is released after the commit is visible, so appends commit one at a time in position
+  order: positions are gapless and a follower never skips one. The cost is one lock per group
+  commit, not per event (the engine batches deltas).
+- **One statement under the lock.** The lock, the head re-check, the insert and the NOTIFY run
+  in the server-side function ``turnlog_append`` (migration 0003) as one autocommit statement,
+  so the lock is held for the server's work and the commit, never across a round trip to a
+  busy client event loop (measured: 4 writers ~2.5x the appends/s of a client-side locked
+  transaction). The client reads the head first, without the lock, and seals the batch
+  against it; positions are not hashed, so the server picks them.
+- **Optimistic concurrency.** A stale ``expected_version`` fails on the first read; a head that
+  moved between that read and the lock makes ``turnlog_append`` write nothing and report the
+  actual version. Either way: ``ConcurrencyError``. The unique (stream_id, version) constraint
+  stays the backstop for a writer that skips the lock: its violation is ``ConcurrencyError`` too.
 - **Live tail.** The append transaction sends ``NOTIFY`` (payload: the stream id) on a channel
   named after the log's schema; PostgreSQL delivers it at commit. A dedicated listener
   connection per log instance (opened by the first ``subscribe``) wakes this process's
@@ -36,6 +42,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
+from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .errors import ConcurrencyError, LogError, StoreUnavailable
@@ -44,21 +51,9 @@ from .log import PAGE, EventLog
 from .pgurl import PgTarget, parse_pg_url
 
 _COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
-# Statement 1 of an append: BEGIN and the log's lock in one round trip (simple query protocol).
-_BEGIN_AND_LOCK = "BEGIN; SELECT pg_advisory_xact_lock({key})"
-# Statement 2, a new snapshot taken after the lock: everything committed before it is visible.
-_HEAD_AND_MAXPOS = (
-    "SELECT (SELECT max(position) FROM turnlog_events), h.version, h.hash FROM (SELECT 1) AS one "
-    "LEFT JOIN (SELECT version, hash FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1) AS h "
-    "ON true"
-)
-# Statement 3: the whole batch in one statement (arrays), and the wake-up, delivered at commit.
-_INSERT_AND_NOTIFY = (
-    "WITH ins AS (INSERT INTO turnlog_events (stream_id, version, position, turn_id, recorded_at, type, schema, "
-    "prev_hash, hash, payload) SELECT $1, u.v, u.p, u.t, $2, u.ty, u.sc, u.ph, u.h, u.pl FROM "
-    "unnest($3::int[], $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::bytea[]) "
-    "AS u(v, p, t, ty, sc, ph, h, pl)) SELECT pg_notify($11, $1)"
-)
+_HEAD = "SELECT version, hash FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
+# engine/migrations/versions/0003: lock, re-check the head, insert at max(position) + 1, notify.
+_APPEND = "SELECT turnlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 _READ = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
 _READ_ALL = f"SELECT {_COLS} FROM turnlog_events WHERE position > $1 ORDER BY position LIMIT $2"
 _LAST = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
@@ -104,7 +99,7 @@ class PostgresEventLog(EventLog):
         self.target = target
         self.engine = engine
         self._pool = pool
-        self._begin = _BEGIN_AND_LOCK.format(key=lock_key(target.schema))
+        self._lock_key = lock_key(target.schema)
         self._channel = channel_name(target.schema)
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
@@ -211,45 +206,42 @@ class PostgresEventLog(EventLog):
         expected_version: int,
         recorded_at: str,
     ) -> list[Recorded]:
-        await conn.execute(self._begin)
+        # Two round trips, no client-side transaction: the head is read without the lock (a
+        # stale expected_version fails here, cheaply), the batch is sealed against it, and
+        # turnlog_append re-checks the head under the lock and inserts and commits in one
+        # statement (autocommit), so the lock is never held while this process works.
+        head = await conn.fetchrow(_HEAD, stream_id)
+        actual, head_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
+        if actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        # Positions are not hashed: seal from 1 and move them to where the server put the batch.
+        sealed = seal(
+            stream_id, events, head_version=actual, head_hash=head_hash, first_position=1, recorded_at=recorded_at
+        )
         try:
-            max_pos, actual, head_hash = await conn.fetchrow(_HEAD_AND_MAXPOS, stream_id)
-            if actual is None:
-                actual, head_hash = 0, GENESIS_HASH
-            if actual != expected_version:
-                raise ConcurrencyError(stream_id, expected_version, actual)
-            sealed = seal(
+            first = await conn.fetchval(
+                _APPEND,
+                self._lock_key,
+                self._channel,
                 stream_id,
-                events,
-                head_version=actual,
-                head_hash=head_hash,
-                first_position=(max_pos or 0) + 1,
-                recorded_at=recorded_at,
+                expected_version,
+                head_hash,
+                recorded_at,
+                [r.version for r in sealed],
+                [r.turn_id for r in sealed],
+                [r.type for r in sealed],
+                [r.schema for r in sealed],
+                [r.prev_hash for r in sealed],
+                [r.hash for r in sealed],
+                [r.payload for r in sealed],
             )
-            try:
-                await conn.execute(
-                    _INSERT_AND_NOTIFY,
-                    stream_id,
-                    recorded_at,
-                    [r.version for r in sealed],
-                    [r.position for r in sealed],
-                    [r.turn_id for r in sealed],
-                    [r.type for r in sealed],
-                    [r.schema for r in sealed],
-                    [r.prev_hash for r in sealed],
-                    [r.hash for r in sealed],
-                    [r.payload for r in sealed],
-                    self._channel,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                # Reached only by a writer that skipped the lock (an old build, a hand-run script).
-                raise ConcurrencyError(stream_id, expected_version, -1) from exc
-            await conn.execute("COMMIT")
-        except BaseException:
-            if not conn.is_closed() and conn.is_in_transaction():
-                with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
-                    await conn.execute("ROLLBACK")
-            raise
+        except asyncpg.UniqueViolationError as exc:
+            # Reached only beside a writer that skips the lock (an old build, a hand-run script).
+            raise ConcurrencyError(stream_id, expected_version, -1) from exc
+        if first < 0:
+            raise ConcurrencyError(stream_id, expected_version, -first - 1)
+        if first != 1:
+            sealed = [replace(r, position=first + i) for i, r in enumerate(sealed)]
         return sealed
 
     # -- reading ------------------------------------------------------------------------------
