@@ -12,10 +12,13 @@ import time
 
 import asyncpg
 import pytest
-from turnlog.engine.errors import ConfigError, SchemaError, StoreUnavailable
+from turnlog.adapters.scripted import ScriptedLLM
+from turnlog.engine.audit import replay, verify
+from turnlog.engine.errors import ConfigError, LogError, SchemaError, StoreUnavailable, TurnInProgress
 from turnlog.engine.migrate import HEAD_REVISION, current_revision
 from turnlog.engine.pgurl import parse_pg_url
 from turnlog.engine.postgres import PostgresEventLog, lock_key
+from turnlog.engine.runner import TurnEngine, TurnRequest
 from turnlog.projections.messages import MessageRow
 from turnlog.projections.rowstore import SqlMessageStore
 
@@ -273,3 +276,49 @@ async def test_message_rows_saved_by_two_servers_at_once(pg_schema_url: str) -> 
     finally:
         await one.close()
         await two.close()
+
+
+# -- two app servers over one log ---------------------------------------------------------------
+
+
+async def test_turns_racing_across_two_servers_exactly_one_runs(pg_schema_url: str) -> None:
+    servers = [await PostgresEventLog.open(pg_schema_url) for _ in range(2)]
+    try:
+        engines = [
+            TurnEngine(
+                log, ScriptedLLM([[{"text": "only one answer", "split": 3}]] * 10), messages=SqlMessageStore(log.engine)
+            )
+            for log in servers
+        ]
+        conv = await engines[0].create_conversation(model="m")
+
+        async def start(i: int) -> str:
+            try:
+                return "ran:" + str(len([rec async for rec in engines[i % 2].run_turn(conv, TurnRequest(f"q{i}"))]))
+            except TurnInProgress:
+                return "refused"
+
+        outcomes = await asyncio.gather(*(start(i) for i in range(12)))
+        assert sum(o.startswith("ran:") for o in outcomes) == 1, outcomes
+        assert outcomes.count("refused") == 11
+        events = [rec async for rec in replay(servers[1], conv)]  # the fold rejects any interleaving
+        assert len({e.turn_id for e in events if e.turn_id}) == 1
+        assert (await verify(servers[0])).ok
+    finally:
+        for log in servers:
+            await log.close()
+
+
+async def test_close_ends_waiting_subscribers_and_refuses_further_use(pg_schema_url: str) -> None:
+    log = await PostgresEventLog.open(pg_schema_url)
+    log.poll_interval = 60
+    waiting = asyncio.create_task(take(log.subscribe("a"), 1, timeout=10))
+    await asyncio.sleep(0.1)
+    await log.close()
+    with pytest.raises(LogError, match="is closed"):
+        await asyncio.wait_for(waiting, 2)  # promptly, not after the 60 s poll
+    with pytest.raises(LogError, match="is closed"):
+        await log.append("a", deltas(1), 0, recorded_at=RECORDED_AT)
+    with pytest.raises(LogError, match="is closed"):
+        await log.read_all()
+    await log.close()  # idempotent
