@@ -130,8 +130,14 @@ PRESETS: dict[str, ProviderConfig] = {
     "mistral": _preset(
         "mistral", "https://api.mistral.ai/v1", "mistral-small-latest", "MISTRAL_API_KEY", include_usage=False
     ),
+    # Ollama's /v1 turns thinking off only when told (reasoning_effort "none"), so both are sent.
     "ollama": _preset(
-        "ollama", "http://127.0.0.1:11434/v1", "llama3.2", None, thinking_on={"reasoning_effort": "medium"}
+        "ollama",
+        "http://127.0.0.1:11434/v1",
+        "llama3.2",
+        None,
+        thinking_on={"reasoning_effort": "medium"},
+        thinking_off={"reasoning_effort": "none"},
     ),
     "vllm": _preset(
         "vllm",
