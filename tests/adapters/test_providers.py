@@ -108,3 +108,31 @@ async def test_a_consumer_that_stops_reading_cancels_the_turn_and_closes_the_res
     assert frames
     last = [rec async for rec in replay(log, conv)][-1].event
     assert isinstance(last, TurnFailed) and last.reason == "cancelled"
+
+
+def _tool_chunk(**call: object) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}).encode() + b"\n\n"
+
+
+async def test_repeated_names_and_reused_indexes_through_the_engine() -> None:
+    def fn(name: str | None, args: str) -> dict[str, object]:
+        return {"name": name, "arguments": args} if name is not None else {"arguments": args}
+
+    answer = (
+        # Name and id repeated in every fragment (must not be doubled)...
+        _tool_chunk(index=0, id="a", type="function", function=fn("get_weather", '{"city": '))
+        + _tool_chunk(index=0, id="a", type="function", function=fn("get_weather", '"Paris"}'))
+        # ...then a second call under the same index 0 with its own id (gateways that number every call 0)
+        + _tool_chunk(index=0, id="b", type="function", function=fn("get_time", "{}"))
+        + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\ndata: [DONE]\n\n'
+    )
+    log = InMemoryEventLog()
+    async with RecordedLLM([answer, FOLLOW_UP]) as llm:
+        engine = TurnEngine(log, llm, clock=FixedClock(), ids=SequentialIds())
+        conv = await engine.create_conversation(model="m")
+        [r async for r in engine.run_turn(conv, TurnRequest("?"))]
+    requested = next(r.event for r in [rec async for rec in replay(log, conv)] if r.type == "tool_calls_requested")
+    assert [(c.id, c.name, c.arguments) for c in requested.calls] == [
+        ("a", "get_weather", '{"city": "Paris"}'),
+        ("b", "get_time", "{}"),
+    ]
