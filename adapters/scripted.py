@@ -125,3 +125,57 @@ class ScriptedLLM:
                 raise item
             else:
                 yield item  # type: ignore[misc]
+
+
+class EchoLLM:
+    """A deterministic model that answers each request from the request itself, so any number of
+    conversations can share one instance (``turnlog serve --llm scripted``, server tests, load
+    benchmarks). No network.
+
+    - With thinking on, it first reasons one line about the message.
+    - It answers by echoing the last user message, ``words_per_delta`` words per text delta,
+      sleeping ``delay`` seconds before each delta (a model that takes its time).
+    - A user message ``/call NAME {json}`` asks for that tool once (when the request offers it or
+      not: the engine checks it); the answer after the result quotes the result.
+    - Usage: prompt tokens = words in the request's messages, completion tokens = words answered.
+    """
+
+    provider = "scripted"
+    round_trip_reasoning = False
+
+    def __init__(self, *, delay: float = 0.0, words_per_delta: int = 1) -> None:
+        if words_per_delta < 1:
+            raise ValueError("words_per_delta must be at least 1")
+        self.delay = delay
+        self.words_per_delta = words_per_delta
+
+    def render(self, request: LLMRequest) -> bytes:
+        return _enc.encode(request)
+
+    async def stream(self, body: bytes) -> AsyncIterator[LLMChunk]:
+        request = msgspec.json.decode(body, type=LLMRequest)
+        last = request.messages[-1] if request.messages else {}
+        content = last.get("content")
+        text = content if isinstance(content, str) else ""
+        prompt_words = sum(len(str(m.get("content") or "").split()) for m in request.messages)
+        if last.get("role") == "tool":
+            answer = f"The tool answered: {text}"
+        elif text.startswith("/call "):
+            name, _, args = text[len("/call ") :].strip().partition(" ")
+            yield ToolCallChunk(0, "call_1", name, args.strip() or "{}")
+            yield UsageChunk(prompt_words, 1, prompt_words + 1)
+            yield FinishChunk("tool_calls")
+            return
+        else:
+            answer = text
+        if request.thinking:
+            yield ReasoningChunk(f"The user wrote {len(text.split())} words; I repeat them.")
+        words = answer.split(" ")
+        step = self.words_per_delta
+        for i in range(0, len(words), step):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            piece = " ".join(words[i : i + step])
+            yield TextChunk(piece if i == 0 else " " + piece)
+        yield UsageChunk(prompt_words, len(words), prompt_words + len(words))
+        yield FinishChunk("stop")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 
 import msgspec
@@ -92,18 +92,26 @@ def _age_seconds(recorded_at: str, now: str) -> float:
 
 
 async def recover(
-    log: EventLog, *, clock: Clock | None = None, older_than: float = 0.0, messages: object | None = None
+    log: EventLog,
+    *,
+    clock: Clock | None = None,
+    older_than: float = 0.0,
+    messages: object | None = None,
+    skip: Collection[str] = (),
 ) -> list[Recovered]:
     """Bring every turn left in a live state to ``failed`` with reason ``interrupted``, keeping its
     partial output. ``older_than`` (seconds) spares turns whose newest event is more recent: on
     several app servers, a turn that another live server is running keeps going. A turn whose
-    process is in fact alive and appends after us gets a ConcurrencyError, not a corrupted log."""
+    process is in fact alive and appends after us gets a ConcurrencyError, not a corrupted log.
+    ``skip`` names conversations the caller knows are alive (a server's own running turns)."""
     from ..projections.rowstore import MessageStore, catch_up
     from .errors import ConcurrencyError
 
     clock = clock or SystemClock()
     out: list[Recovered] = []
     for sid in await log.streams():
+        if sid in skip:
+            continue
         last = await log.last(sid)
         if last is None or last.type in ("conversation_created", "turn_finalized", "turn_failed"):
             continue

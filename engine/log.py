@@ -79,23 +79,50 @@ class EventLog(abc.ABC):
             after_version = page[-1].version
 
     async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
+        async for page in self.follow(stream_id, after_version):
+            for rec in page:
+                yield rec
+
+    async def follow(
+        self, stream_id: str, after_version: int = 0, *, idle: float | None = None
+    ) -> AsyncIterator[list[Recorded]]:
+        """``subscribe`` in pages: what one read returns arrives as one list (a committed batch,
+        usually), so a reader pays per batch, not per event. With ``idle``, an empty list is
+        yielded whenever nothing arrived for that many seconds (the SSE heartbeat's clock)."""
+        await self._before_follow()
+        loop = asyncio.get_running_loop()
         last = after_version
+        quiet_since = loop.time()
         while True:
             # Take the wake-up before reading: an append that lands after the read sets it, so
             # the wait below returns at once instead of missing that append.
             wake = self._waiter(stream_id)
             page = await self.read(stream_id, last, PAGE)
-            for rec in page:
+            if page:
                 # Versions are gapless: anything else is a store bug, never silently skipped.
-                assert rec.version == last + 1, (stream_id, last, rec.version)
-                last = rec.version
-                yield rec
-            if len(page) == PAGE:
-                continue
+                if page[0].version != last + 1 or page[-1].version != last + len(page):
+                    raise AssertionError(f"{stream_id}: read after {last} returned {page[0].version}..")
+                last = page[-1].version
+                quiet_since = loop.time()
+                yield page
+                if len(page) == PAGE:
+                    continue
+            timeout = self.poll_interval
+            if idle is not None:
+                due = quiet_since + idle - loop.time()
+                if due <= 0:
+                    quiet_since = loop.time()
+                    yield []
+                    continue
+                timeout = min(timeout, due)
             try:
-                await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await asyncio.wait_for(wake.wait(), timeout)
             except TimeoutError:
                 pass
+
+    async def _before_follow(self) -> None:
+        """Stores that need a listener for wake-ups (PostgreSQL's LISTEN) start it here."""
+        return None
 
     def _waiter(self, stream_id: str) -> asyncio.Event:
         ev = self._waiters.get(stream_id)

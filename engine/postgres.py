@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -268,10 +268,8 @@ class PostgresEventLog(EventLog):
 
     # -- following ----------------------------------------------------------------------------
 
-    async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
+    async def _before_follow(self) -> None:
         await self._ensure_listener()
-        async for rec in super().subscribe(stream_id, after_version):
-            yield rec
 
     @property
     def listening(self) -> bool:
