@@ -296,3 +296,16 @@ async def test_shutdown_cancels_running_turns_and_keeps_their_output(store: Any)
     rows = [r async for r in replay(store.log, conv)]
     assert any(rec.type == "text_delta" for rec in rows)
     assert not svc.running
+
+
+async def test_the_sweep_spares_a_silent_turn_this_server_runs(store: Any) -> None:
+    # The model is silent for longer than the grace period between deltas: the sweep must not
+    # take the turn for an orphan, because this server is running it.
+    async with (
+        serving(service(store, delay=0.5, recover_grace=0.2)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        conv = await new_conversation(client)
+        body = await live_turn(client, conv, {"message": "slow answer here"})
+        assert b"event: done" in body and b"interrupted" not in body
+    assert isinstance((await store.log.last(conv)).event, TurnFinalized)
