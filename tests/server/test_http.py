@@ -309,3 +309,30 @@ async def test_the_sweep_spares_a_silent_turn_this_server_runs(store: Any) -> No
         body = await live_turn(client, conv, {"message": "slow answer here"})
         assert b"event: done" in body and b"interrupted" not in body
     assert isinstance((await store.log.last(conv)).event, TurnFinalized)
+
+
+async def test_a_live_turn_swept_by_another_server_stops_and_the_log_stays_valid(store: Any) -> None:
+    from turnlog.engine.audit import recover, verify
+
+    svc = service(store, delay=0.2)
+    async with serving(svc) as url, httpx.AsyncClient(base_url=url) as client:
+        conv = await new_conversation(client)
+        got = b""
+        swept = False
+        async with client.stream("POST", f"/conversations/{conv}/turns", json={"message": WORDS}, headers=A) as r:
+            async for chunk in r.aiter_raw():
+                got += chunk
+                if not swept and b"event: process_step" in got:
+                    swept = True
+                    # Another server, with too short a grace, takes this turn for an orphan.
+                    assert [x.stream_id for x in await recover(store.log)] == [conv]
+        # The client saw the turn end as interrupted; the turn's own next append was refused.
+        assert frames_of(got)[-1].split(b"\n")[1] == b"event: error" and b"interrupted" in got
+        for _ in range(100):
+            if not svc.running:
+                break
+            await asyncio.sleep(0.05)
+        assert not svc.running
+        events = [rec async for rec in replay(store.log, conv)]  # still a legal log
+        assert isinstance(events[-1].event, TurnFailed) and events[-1].event.reason == "interrupted"
+        assert (await verify(store.log, conv)).ok
