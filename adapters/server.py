@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..engine.audit import recover, verify
-from ..engine.errors import LogError, TurnInProgress, TurnlogError, TurnRefused
+from ..engine.errors import LogError, ReplayError, TurnInProgress, TurnlogError, TurnRefused
 from ..engine.events import ConversationCreated, Recorded, TurnFailed, TurnFinalized, TurnStarted
 from ..engine.llm import LLM
 from ..engine.log import EventLog
@@ -61,6 +61,8 @@ from ..projections.sse import MODES, Mode, SseProjector
 logger = logging.getLogger("turnlog.server")
 
 _TERMINAL = (TurnFinalized, TurnFailed)
+#: Replayed frames are sent in writes of about this many bytes, not one write per frame.
+_REPLAY_WRITE = 64 * 1024
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -336,30 +338,48 @@ class TurnService:
         projector = SseProjector(mode)
         fold = ConversationFold()
         live = False
-        async for rec in self.log.iter_stream(conversation_id):
-            fold.apply(rec)
-            frame = projector.frame(rec)
-            if frame is not None and rec.version > after:
-                yield frame
-            live = type(rec.event) is TurnStarted or (live and type(rec.event) not in _TERMINAL)
-        if not live:
-            return
-        async for chunk in self._follow(conversation_id, fold.version, projector, fold):
-            yield chunk
+        buffer: list[bytes] = []
+        size = 0
+        try:
+            async for rec in self.log.iter_stream(conversation_id):
+                fold.apply(rec)
+                frame = projector.frame(rec)
+                if frame is not None and rec.version > after:
+                    buffer.append(frame)
+                    size += len(frame)
+                    if size >= _REPLAY_WRITE:
+                        yield b"".join(buffer)
+                        buffer, size = [], 0
+                live = type(rec.event) is TurnStarted or (live and type(rec.event) not in _TERMINAL)
+            if buffer:
+                yield b"".join(buffer)
+            if live:
+                async for chunk in self._follow(conversation_id, fold.version, projector, fold, after):
+                    yield chunk
+        except ReplayError as exc:
+            # The headers are gone: the stream can only end. It ends without a terminal frame,
+            # so the client knows it did not get the whole turn; the operator gets the reason.
+            logger.error("conversation %s cannot be replayed: %s", conversation_id, exc)
 
     async def turn_frames(self, started: Recorded, mode: Mode) -> AsyncIterator[bytes]:
         """The frames of one turn from its start, live, until it ends."""
         yield b"retry: %d\n\n" % self.config.retry_ms
         projector = SseProjector(mode)
         projector.frame(started)
-        async for chunk in self._follow(started.stream_id, started.version, projector, None):
+        async for chunk in self._follow(started.stream_id, started.version, projector, None, started.version):
             yield chunk
 
     async def _follow(
-        self, conversation_id: str, after: int, projector: SseProjector, fold: ConversationFold | None
+        self,
+        conversation_id: str,
+        start: int,
+        projector: SseProjector,
+        fold: ConversationFold | None,
+        after: int,
     ) -> AsyncIterator[bytes]:
+        """Follow the log from version ``start``; frames of versions up to ``after`` are folded, not sent."""
         frame = projector.frame
-        async for page in self.log.follow(conversation_id, after, idle=self.config.heartbeat):
+        async for page in self.log.follow(conversation_id, start, idle=self.config.heartbeat):
             if not page:
                 yield b": keep-alive\n\n"
                 continue
@@ -369,7 +389,7 @@ class TurnService:
                 if fold is not None:
                     fold.apply(rec)
                 f = frame(rec)
-                if f is not None:
+                if f is not None and rec.version > after:
                     out.append(f)
                 if type(rec.event) in _TERMINAL:
                     end = True

@@ -336,3 +336,22 @@ async def test_a_live_turn_swept_by_another_server_stops_and_the_log_stays_valid
         events = [rec async for rec in replay(store.log, conv)]  # still a legal log
         assert isinstance(events[-1].event, TurnFailed) and events[-1].event.reason == "interrupted"
         assert (await verify(store.log, conv)).ok
+
+
+async def test_a_forged_log_is_not_served(store: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from turnlog.engine.events import NewEvent, TextDelta
+
+    async with serving(service(store)) as url, httpx.AsyncClient(base_url=url) as client:
+        conv = await new_conversation(client)
+        await live_turn(client, conv, {"message": "real words"})
+        head = (await store.log.last(conv)).version
+        # A delta appended after the turn ended: no legal state accepts it.
+        await store.log.append(
+            conv, [NewEvent(TextDelta(1, " forged"), "turn_x")], head, recorded_at="2026-01-01T00:00:00Z"
+        )
+        r = await client.get(f"/conversations/{conv}/events", headers=A)
+        assert r.status_code == 200
+        assert b"forged" not in r.content
+        assert "cannot be replayed" in caplog.text
+        r = await client.get(f"/conversations/{conv}/verify", headers=A)
+        assert r.status_code == 200  # the chain is intact: the forgery is in what was chained
