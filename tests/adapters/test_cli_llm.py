@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from turnlog.adapters.httpserve import LocalServer, Reply, Request
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "openai-streams"
+from .conftest import CORPUS
+
 KEY = "sk-CLI-SECRET-91b2-never-printed"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the recorded-stream corpus is not at {CORPUS}")
 

@@ -6,7 +6,6 @@ bytes, independently of the adapter's normaliser, and compared with what the log
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,9 @@ from turnlog.projections.rowstore import MemoryMessageStore, MessageStore, SqlMe
 from turnlog.projections.sse import project
 from turnlog.projections.transcript import render
 
+from .conftest import CORPUS
+
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("TURNLOG_CORPUS", ROOT.parent / "shared" / "corpus" / "openai-streams"))
 FILES = sorted(p.name for p in CORPUS.glob("*.sse")) if CORPUS.is_dir() else []
 
 #: The second answer of a turn whose first answer asked for tools: a plain "Done.".
@@ -195,3 +195,11 @@ async def test_recorded_stream(name: str, tmp_path: Path, transcript_snapshot) -
     assert got.reasoning == want.reasoning
     assert got.tool_args == want.tool_args
     assert got.tool_names == want.tool_names
+
+
+def test_the_corpus_is_complete() -> None:
+    """Every recording the manifest lists is here, and nothing unlisted (a vendored copy that
+    lost a file would silently test less)."""
+    manifest = (CORPUS / "MANIFEST.tsv").read_text().splitlines()
+    listed = {line.split("\t")[0] for line in manifest[1:] if line.strip()}
+    assert listed == set(FILES) and len(FILES) >= 27

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 import turnlog.adapters
@@ -18,13 +17,15 @@ from turnlog.engine.memory import InMemoryEventLog
 from turnlog.engine.ports import FixedClock, SequentialIds
 from turnlog.engine.runner import EngineConfig, TurnEngine, TurnRequest
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "openai-streams"
+from .conftest import CORPUS
+
 FOLLOW_UP = b'data: {"choices":[{"index":0,"delta":{"content":"Sunny."},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
 
 
 def test_public_names() -> None:
     assert set(turnlog.adapters.__all__) == {
         "PRESETS",
+        "EchoLLM",
         "OpenAILLM",
         "ProviderConfig",
         "RecordedLLM",

@@ -11,6 +11,8 @@ from turnlog.adapters.openai import OpenAILLM, Timeouts
 from turnlog.adapters.providers import ProviderConfig
 from turnlog.engine.llm import FinishChunk, ReasoningChunk, TextChunk
 
+from .conftest import CORPUS
+
 WORDS = ["naïve ", "日本語の", "テキスト", " 👋🏽", " Ωμέγα", " \u2028sep", " done"]
 
 
@@ -75,12 +77,11 @@ def httpx_sse_events(text: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_event_reader_agrees_with_httpx_sse(seed: int) -> None:
-    from pathlib import Path
 
     from turnlog.adapters.httpserve import pieces
     from turnlog.adapters.openai_stream import SseEvents
 
-    corpus = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "openai-streams"
+    corpus = CORPUS
     bodies = TRICKY + [p.read_bytes() for p in sorted(corpus.glob("*.sse"))]
     for raw in bodies:
         text = raw.decode("utf-8")
