@@ -163,8 +163,9 @@ class ServerConfig:
     #: On shutdown, running turns get this long to end before they are cancelled (recorded as
     #: TurnFailed(cancelled), partial output kept).
     shutdown_grace: float = 10.0
-    #: Conversations whose tenant is remembered (their first event never changes).
-    tenant_cache: int = 100_000
+    #: Conversations whose settings (first event: tenant, provider) are kept in memory; that
+    #: event never changes, so the cache needs no invalidation.
+    conversation_cache: int = 100_000
 
 
 # -- the service ----------------------------------------------------------------------------------
@@ -219,12 +220,19 @@ class TurnService:
         while True:
             await asyncio.sleep(self.config.recover_grace / 2)
             try:
+                # Candidates from the rows (a turn's user row is "live" until it ends), not a
+                # question to the log per conversation: the sweep costs O(live turns).
+                try:
+                    candidates: list[str] | None = await self.messages.live_conversations()
+                except NotImplementedError:
+                    candidates = None
                 done = await recover(
                     self.log,
                     clock=self.clock,
                     older_than=self.config.recover_grace,
                     messages=self.messages,
                     skip=set(self.running),
+                    streams=candidates,
                 )
             except LogError as exc:
                 logger.warning("recovery sweep failed (retrying later): %s", exc)
@@ -262,7 +270,7 @@ class TurnService:
 
     def _remember(self, conversation_id: str, created: ConversationCreated) -> None:
         # A conversation's first event never changes: safe to cache for ever (bounded, FIFO).
-        if len(self._created) >= self.config.tenant_cache:
+        if len(self._created) >= self.config.conversation_cache:
             self._created.pop(next(iter(self._created)))
         self._created[conversation_id] = created
 

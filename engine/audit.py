@@ -98,18 +98,20 @@ async def recover(
     older_than: float = 0.0,
     messages: object | None = None,
     skip: Collection[str] = (),
+    streams: Collection[str] | None = None,
 ) -> list[Recovered]:
     """Bring every turn left in a live state to ``failed`` with reason ``interrupted``, keeping its
     partial output. ``older_than`` (seconds) spares turns whose newest event is more recent: on
     several app servers, a turn that another live server is running keeps going. A turn whose
     process is in fact alive and appends after us gets a ConcurrencyError, not a corrupted log.
-    ``skip`` names conversations the caller knows are alive (a server's own running turns)."""
+    ``skip`` names conversations the caller knows are alive (a server's own running turns);
+    ``streams`` limits the search to these conversations (default: every one in the log)."""
     from ..projections.rowstore import MessageStore, catch_up
     from .errors import ConcurrencyError
 
     clock = clock or SystemClock()
     out: list[Recovered] = []
-    for sid in await log.streams():
+    for sid in await log.streams() if streams is None else streams:
         if sid in skip:
             continue
         last = await log.last(sid)

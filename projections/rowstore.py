@@ -38,6 +38,12 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     async def clear(self) -> None: ...
 
+    async def live_conversations(self) -> list[str]:
+        """Conversations with a row of status ``live`` (a turn started and not ended, as far as
+        the rows know): the cheap candidate list of the server's recovery sweep. A store that
+        cannot answer raises NotImplementedError and the sweep examines every conversation."""
+        raise NotImplementedError
+
 
 class MemoryMessageStore(MessageStore):
     def __init__(self) -> None:
@@ -59,6 +65,9 @@ class MemoryMessageStore(MessageStore):
     async def clear(self) -> None:
         self._rows.clear()
         self._versions.clear()
+
+    async def live_conversations(self) -> list[str]:
+        return [c for c, rows in self._rows.items() if any(r.status == "live" for r in rows.values())]
 
 
 def _upsert(dialect: str, table: Table) -> Insert:
@@ -104,6 +113,14 @@ class SqlMessageStore(MessageStore):
                 select(projection_state.c.version).where(projection_state.c.conversation_id == conversation_id)
             )
             return result.scalar() or 0
+
+    async def live_conversations(self) -> list[str]:
+        # Two rows per turn: scanning them is far cheaper than asking the log about every stream.
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(messages_table.c.conversation_id).where(messages_table.c.status == "live").distinct()
+            )
+            return [r[0] for r in result.all()]
 
     async def clear(self) -> None:
         async with self.engine.begin() as conn:
