@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -83,6 +84,11 @@ class Child:
             raise RuntimeError(f"the server did not start (it printed {line!r})")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -114,6 +120,8 @@ class Row:
     wall_s: float
     mismatches: int
     per_commit: float
+    server_cpu: float
+    client_cpu: float
 
 
 async def run_turn(client: httpx.AsyncClient, turn: Turn, message: str) -> None:
@@ -136,19 +144,26 @@ def _epoch(recorded_at: str) -> float:
     return datetime.fromisoformat(recorded_at.replace("Z", "+00:00")).timestamp()
 
 
-async def measure(store: str, db: str, url: str, n: int, words: int) -> Row:
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(store: str, db: str, child: Child, n: int, words: int) -> Row:
     from turnlog.adapters.cli import open_store
     from turnlog.engine.audit import replay
     from turnlog.projections.sse import project
 
     message = " ".join(f"w{i}" for i in range(words))
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=child.url, limits=limits, timeout=120) as client:
         convs = [(await client.post("/conversations", json={"model": "echo"})).json()["id"] for _ in range(n)]
         turns = [Turn(c) for c in convs]
-        start = time.perf_counter()
+        start, server0, client0 = time.perf_counter(), child.cpu_seconds(), _own_cpu()
         await asyncio.gather(*(run_turn(client, t, message) for t in turns))
         wall = time.perf_counter() - start
+        # Share of one core each process used during the run (2 cores: 2.0 is the whole machine).
+        server_cpu, client_cpu = (child.cpu_seconds() - server0) / wall, (_own_cpu() - client0) / wall
 
     latencies: list[float] = []
     events = 0
@@ -167,7 +182,19 @@ async def measure(store: str, db: str, url: str, n: int, words: int) -> Row:
             latencies += [(at - committed[v]) * 1000 for v, at in t.arrived.items()]
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Row(store, n, n / wall, events / wall, statistics.median(latencies), p99, wall, mismatches, events / commits)
+    return Row(
+        store,
+        n,
+        n / wall,
+        events / wall,
+        statistics.median(latencies),
+        p99,
+        wall,
+        mismatches,
+        events / commits,
+        server_cpu,
+        client_cpu,
+    )
 
 
 async def pg_reachable(url: str) -> str | None:
@@ -198,10 +225,11 @@ async def bench_store(store: str, db: str, counts: list[int], words: int, delay:
     try:
         rows = []
         for n in counts:
-            row = await measure(store, db, child.url, n, words)
+            row = await measure(store, db, child, n, words)
             print(
                 f"  {store:<8} N={n:<4} {row.turns_s:8.1f} turns/s {row.events_s:10,.0f} events/s "
-                f"p50 {row.p50_ms:7.1f} ms p99 {row.p99_ms:7.1f} ms, {row.per_commit:.1f} events/commit",
+                f"p50 {row.p50_ms:7.1f} ms p99 {row.p99_ms:7.1f} ms, {row.per_commit:.1f} events/commit, "
+                f"CPU server {row.server_cpu:.2f} client {row.client_cpu:.2f} cores",
                 flush=True,
             )
             rows.append(row)
