@@ -26,13 +26,23 @@ PAGE = 1000
 BULK_PAGE = 10_000
 
 
+class _Wake(asyncio.Event):
+    """A follower's wake-up; carries the batch when this process committed it."""
+
+    batch: list[Recorded] | None = None
+
+
 class EventLog(abc.ABC):
     #: How long a subscriber sleeps before it looks at the log again even without a wake-up:
     #: the safety net for writers this process cannot hear (another process on the same SQLite file).
     poll_interval: float = 1.0
 
     def __init__(self) -> None:
-        self._waiters: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, _Wake] = {}
+        #: stream -> number of running ``follow`` calls in this process
+        self._followers: dict[str, int] = {}
+        #: stream -> newest version this process committed, for followed streams only
+        self._heads: dict[str, int] = {}
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -88,50 +98,82 @@ class EventLog(abc.ABC):
     ) -> AsyncIterator[list[Recorded]]:
         """``subscribe`` in pages: what one read returns arrives as one list (a committed batch,
         usually), so a reader pays per batch, not per event. With ``idle``, an empty list is
-        yielded whenever nothing arrived for that many seconds (the SSE heartbeat's clock)."""
+        yielded whenever nothing arrived for that many seconds (the SSE heartbeat's clock).
+
+        A batch committed by this process is handed to its followers with the wake-up, so they
+        do not read back what the process just wrote; anything else (another process's commit,
+        a batch that is not the next one, a timeout) is read from the log."""
         await self._before_follow()
         loop = asyncio.get_running_loop()
-        last = after_version
-        quiet_since = loop.time()
-        while True:
-            # Take the wake-up before reading: an append that lands after the read sets it, so
-            # the wait below returns at once instead of missing that append.
-            wake = self._waiter(stream_id)
-            page = await self.read(stream_id, last, PAGE)
-            if page:
-                # Versions are gapless: anything else is a store bug, never silently skipped.
-                if page[0].version != last + 1 or page[-1].version != last + len(page):
-                    raise AssertionError(f"{stream_id}: read after {last} returned {page[0].version}..")
-                last = page[-1].version
-                quiet_since = loop.time()
-                yield page
-                if len(page) == PAGE:
+        self._followers[stream_id] = self._followers.get(stream_id, 0) + 1
+        try:
+            last = after_version
+            quiet_since = loop.time()
+            must_read = True
+            while True:
+                # Take the wake-up before looking: an append after this point sets it, and one
+                # before it raised the head this process knows of, checked next.
+                wake = self._waiter(stream_id)
+                if must_read or self._heads.get(stream_id, 0) > last:
+                    page = await self.read(stream_id, last, PAGE)
+                    must_read = len(page) == PAGE
+                    if page:
+                        last = self._check_next(stream_id, last, page)
+                        quiet_since = loop.time()
+                        yield page
+                        continue
+                timeout = self.poll_interval
+                if idle is not None:
+                    due = quiet_since + idle - loop.time()
+                    if due <= 0:
+                        quiet_since = loop.time()
+                        yield []
+                        continue
+                    timeout = min(timeout, due)
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except TimeoutError:
+                    must_read = True  # the safety net: writers this process cannot hear
                     continue
-            timeout = self.poll_interval
-            if idle is not None:
-                due = quiet_since + idle - loop.time()
-                if due <= 0:
+                batch = wake.batch
+                if batch and batch[0].version == last + 1:
+                    last = batch[-1].version
                     quiet_since = loop.time()
-                    yield []
-                    continue
-                timeout = min(timeout, due)
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except TimeoutError:
-                pass
+                    yield batch
+                else:
+                    must_read = True
+        finally:
+            left = self._followers[stream_id] - 1
+            if left:
+                self._followers[stream_id] = left
+            else:
+                del self._followers[stream_id]
+                self._heads.pop(stream_id, None)
+
+    @staticmethod
+    def _check_next(stream_id: str, last: int, page: list[Recorded]) -> int:
+        # Versions are gapless: anything else is a store bug, never silently skipped.
+        if page[0].version != last + 1 or page[-1].version != last + len(page):
+            raise AssertionError(f"{stream_id}: read after {last} returned {page[0].version}..{page[-1].version}")
+        return page[-1].version
 
     async def _before_follow(self) -> None:
         """Stores that need a listener for wake-ups (PostgreSQL's LISTEN) start it here."""
         return None
 
-    def _waiter(self, stream_id: str) -> asyncio.Event:
+    def _waiter(self, stream_id: str) -> _Wake:
         ev = self._waiters.get(stream_id)
         if ev is None or ev.is_set():
-            ev = self._waiters[stream_id] = asyncio.Event()
+            ev = self._waiters[stream_id] = _Wake()
         return ev
 
-    def _notify(self, stream_id: str) -> None:
-        """Stores call this after a commit. Waking is a hint; the log stays the truth."""
+    def _notify(self, stream_id: str, batch: list[Recorded] | None = None) -> None:
+        """Stores call this after a commit, with the committed batch when this process wrote it
+        (None: a wake-up from elsewhere, followers read). Waking is a hint; the log is the truth."""
+        if batch and stream_id in self._followers:
+            # Only for followed streams: the map stays as small as the set of live readers.
+            self._heads[stream_id] = max(self._heads.get(stream_id, 0), batch[-1].version)
         ev = self._waiters.pop(stream_id, None)
         if ev is not None:
+            ev.batch = batch
             ev.set()

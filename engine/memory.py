@@ -38,7 +38,7 @@ class InMemoryEventLog(EventLog):
             )
             self._streams.setdefault(stream_id, []).extend(sealed)
             self._all.extend(sealed)
-        self._notify(stream_id)
+        self._notify(stream_id, sealed)
         return sealed
 
     async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:

@@ -22,7 +22,7 @@ Why it is built this way:
   moved between that read and the lock makes ``turnlog_append`` write nothing and report the
   actual version. Either way: ``ConcurrencyError``. The unique (stream_id, version) constraint
   stays the backstop for a writer that skips the lock: its violation is ``ConcurrencyError`` too.
-- **Live tail.** The append transaction sends ``NOTIFY`` (payload: the stream id) on a channel
+- **Live tail.** The append transaction sends ``NOTIFY`` (payload: ``VERSION:STREAM``) on a channel
   named after the log's schema; PostgreSQL delivers it at commit. A dedicated listener
   connection per log instance (opened by the first ``subscribe``) wakes this process's
   subscribers, so a reader on server B sees a turn that runs on server A at once. If that
@@ -96,6 +96,8 @@ class PostgresEventLog(EventLog):
 
     def __init__(self, target: PgTarget, pool: asyncpg.Pool, engine: AsyncEngine) -> None:
         super().__init__()
+        #: stream -> appends of this process in flight (see append)
+        self._appending: dict[str, int] = {}
         self.target = target
         self.engine = engine
         self._pool = pool
@@ -188,14 +190,28 @@ class PostgresEventLog(EventLog):
         if not events:
             return []
         self._check_open()
+        # While this process appends to a stream, the listener leaves that stream's NOTIFYs to
+        # the append: on success it hands its batch over (its own NOTIFY is only an echo, and may
+        # arrive before the append returns); on failure it wakes the followers to read.
+        self._appending[stream_id] = self._appending.get(stream_id, 0) + 1
         try:
             async with self._pool.acquire() as conn:
                 sealed = await self._append(conn, stream_id, events, expected_version, recorded_at)
         except _UNAVAILABLE as exc:
+            self._notify(stream_id)
             raise StoreUnavailable(
                 f"append to {stream_id!r} failed, the PostgreSQL log at {self.where}: {exc}"
             ) from None
-        self._notify(stream_id)
+        except BaseException:
+            self._notify(stream_id)
+            raise
+        finally:
+            left = self._appending[stream_id] - 1
+            if left:
+                self._appending[stream_id] = left
+            else:
+                del self._appending[stream_id]
+        self._notify(stream_id, sealed)
         return sealed
 
     async def _append(
@@ -299,7 +315,11 @@ class PostgresEventLog(EventLog):
         self._listener = conn
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._notify(payload)
+        # "VERSION:STREAM" (migration 0004). A version this process's followers already have is
+        # the echo of its own commit, handed over with the batch: no wake-up, no read.
+        version, _, stream_id = payload.partition(":")
+        if stream_id not in self._appending and int(version) > self._heads.get(stream_id, 0):
+            self._notify(stream_id)
 
     def _on_listener_lost(self, conn: Any) -> None:
         if self._closed or conn is not self._listener:

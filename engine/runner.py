@@ -504,7 +504,8 @@ class TurnEngine:
         created = first.event
         if not isinstance(created, ConversationCreated):
             raise TurnRefused(f"conversation {conv!r} does not start with ConversationCreated")
-        if await self.messages.applied_version(conv) < last.version:
+        # A conversation that has only its first event has no rows to catch up (its first turn).
+        if last.version > 1 and await self.messages.applied_version(conv) < last.version:
             await catch_up(self.log, self.messages, conv)
         prior = await self.messages.rows(conv)
 

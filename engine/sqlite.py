@@ -169,7 +169,7 @@ class SqliteEventLog(EventLog):
             except BaseException:
                 await db.rollback()
                 raise
-        self._notify(stream_id)
+        self._notify(stream_id, sealed)
         return sealed
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:

@@ -92,3 +92,44 @@ async def test_a_subscriber_that_is_stopped_releases_everything(log: EventLog) -
     # The log is still usable and a new subscriber starts cleanly.
     await log.append("a", deltas(1), 2, recorded_at=RECORDED_AT)
     assert [r.version for r in await take(log.subscribe("a", 1), 2)] == [2, 3]
+
+
+async def test_a_follower_in_the_writing_process_gets_batches_without_reading_them_back(log: EventLog) -> None:
+    reads = 0
+    real_read = log.read
+
+    async def counting_read(*args: object, **kw: object) -> list[Recorded]:
+        nonlocal reads
+        reads += 1
+        return await real_read(*args, **kw)  # type: ignore[arg-type]
+
+    log.read = counting_read  # type: ignore[method-assign]
+    got: list[list[Recorded]] = []
+
+    async def consume() -> None:
+        async for batch in log.follow("a"):
+            got.append(batch)
+            if sum(map(len, got)) == 60:
+                return
+
+    consumer = asyncio.create_task(consume())
+    for version in range(0, 60, 3):
+        await asyncio.sleep(0.01)  # the follower is waiting when the batch commits, as a live reader is
+        await log.append("a", deltas(3, start=version), version, recorded_at=RECORDED_AT)
+    await asyncio.wait_for(consumer, 5)
+    assert [len(batch) for batch in got] == [3] * 20  # one page per committed batch
+    assert [r for batch in got for r in batch] == await real_read("a")
+    assert reads <= 2  # the catch-up, not one read per batch
+
+
+async def test_batches_committed_back_to_back_are_not_left_to_the_poll(log: EventLog) -> None:
+    log.poll_interval = 60.0  # only a wake-up can bring them in time
+    follower = log.subscribe("a")
+    reader = asyncio.create_task(take(follower, 12, timeout=5))
+    await asyncio.sleep(0.05)
+    # Four commits with no await in between that lets the reader run: it is woken once, with
+    # the first batch, and must find the other three on its own.
+    for v in (0, 3, 6, 9):
+        await log.append("a", deltas(3, start=v), v, recorded_at=RECORDED_AT)
+    got = await reader
+    assert [r.version for r in got] == list(range(1, 13))
