@@ -387,26 +387,28 @@ class TurnService:
     ) -> AsyncIterator[bytes]:
         """Follow the log from version ``start``; frames of versions up to ``after`` are folded, not sent."""
         frame = projector.frame
-        async for page in self.log.follow(conversation_id, start, idle=self.config.heartbeat):
-            if not page:
-                yield b": keep-alive\n\n"
-                continue
-            out = []
-            end = False
-            for rec in page:
-                if fold is not None:
-                    fold.apply(rec)
-                f = frame(rec)
-                if f is not None and rec.version > after:
-                    out.append(f)
-                if type(rec.event) in _TERMINAL:
-                    end = True
-                    break
-            # One write per committed batch: a 256-delta batch is one send, not 256.
-            if out:
-                yield b"".join(out)
-            if end:
-                return
+        # aclosing: the follower is released the moment the turn ends or the client goes.
+        async with contextlib.aclosing(self.log.follow(conversation_id, start, idle=self.config.heartbeat)) as pages:
+            async for page in pages:
+                if not page:
+                    yield b": keep-alive\n\n"
+                    continue
+                out = []
+                end = False
+                for rec in page:
+                    if fold is not None:
+                        fold.apply(rec)
+                    f = frame(rec)
+                    if f is not None and rec.version > after:
+                        out.append(f)
+                    if type(rec.event) in _TERMINAL:
+                        end = True
+                        break
+                # One write per committed batch: a 256-delta batch is one send, not 256.
+                if out:
+                    yield b"".join(out)
+                if end:
+                    return
 
     async def rows(self, conversation_id: str) -> list[dict[str, Any]]:
         last = await self.log.last(conversation_id)

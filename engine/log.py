@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from .events import NewEvent, Recorded
@@ -89,9 +90,11 @@ class EventLog(abc.ABC):
             after_version = page[-1].version
 
     async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
-        async for page in self.follow(stream_id, after_version):
-            for rec in page:
-                yield rec
+        # aclosing: a subscriber that stops closes its follower now, not when it is collected.
+        async with contextlib.aclosing(self.follow(stream_id, after_version)) as pages:
+            async for page in pages:
+                for rec in page:
+                    yield rec
 
     async def follow(
         self, stream_id: str, after_version: int = 0, *, idle: float | None = None
@@ -147,8 +150,11 @@ class EventLog(abc.ABC):
             if left:
                 self._followers[stream_id] = left
             else:
+                # The last follower of this stream: nothing of it stays behind (a server follows
+                # every conversation that has a turn; this keeps its memory flat).
                 del self._followers[stream_id]
                 self._heads.pop(stream_id, None)
+                self._waiters.pop(stream_id, None)
 
     @staticmethod
     def _check_next(stream_id: str, last: int, page: list[Recorded]) -> int:

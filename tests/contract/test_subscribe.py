@@ -92,6 +92,8 @@ async def test_a_subscriber_that_is_stopped_releases_everything(log: EventLog) -
     # The log is still usable and a new subscriber starts cleanly.
     await log.append("a", deltas(1), 2, recorded_at=RECORDED_AT)
     assert [r.version for r in await take(log.subscribe("a", 1), 2)] == [2, 3]
+    # Nothing of the followers stays in memory (a server follows every conversation with a turn).
+    assert not log._waiters and not log._followers and not log._heads
 
 
 async def test_a_follower_in_the_writing_process_gets_batches_without_reading_them_back(log: EventLog) -> None:

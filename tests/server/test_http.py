@@ -91,6 +91,8 @@ async def test_turns_over_http_equal_the_replay_and_the_rows(store: Any, mode: s
         assert "value" in served[3]["content"]["text"] and "K1" in served[3]["content"]["text"]
         r = await client.get(f"/conversations/{conv}/verify", headers=A)
         assert r.json() == {"ok": True, "events": len(events), "broken": []}
+        # Every stream has ended: the server keeps no follower state for the conversation.
+        assert conv not in store.log._followers and conv not in store.log._waiters
 
 
 async def test_resume_from_last_event_id_gives_the_rest_once(store: Any) -> None:
