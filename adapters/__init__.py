@@ -1,24 +1,13 @@
-"""turnlog.adapters: the outside world (LLM providers, CLI, HTTP server).
+"""turnlog.adapters: every piece of I/O, one subpackage per kind of outside world.
 
-The public names are re-exported here; the modules behind them are implementation detail.
-The HTTP service lives in ``turnlog.adapters.server`` (``TurnService``, ``create_app``,
-``Principal``, ``TokenAuth``, ``ServerConfig``): it needs the ``server`` extra, so it is not
-imported here.
+- ``turnlog.adapters.stores``: the SQLite and PostgreSQL event logs, the SQL message rows, the
+  schema and its migrations, and ``open_store`` (one factory for the CLI, the tests and users).
+- ``turnlog.adapters.llm``: the OpenAI-compatible streaming client, providers, recorded and
+  scripted models, and a local fake provider server.
+- ``turnlog.adapters.server``: the HTTP service (needs the ``server`` extra).
+- ``turnlog.adapters.cli``: the ``turnlog`` command.
+
+Nothing is imported here, so ``import turnlog.adapters.llm`` does not load Starlette or asyncpg.
 """
 
-from .openai import OpenAILLM, RetryPolicy, Timeouts
-from .providers import PRESETS, ProviderConfig
-from .recorded import RecordedLLM, Recording
-from .scripted import EchoLLM, ScriptedLLM
-
-__all__ = [
-    "PRESETS",
-    "EchoLLM",
-    "OpenAILLM",
-    "ProviderConfig",
-    "RecordedLLM",
-    "Recording",
-    "RetryPolicy",
-    "ScriptedLLM",
-    "Timeouts",
-]
+__all__: list[str] = []

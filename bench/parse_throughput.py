@@ -20,10 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from turnlog.adapters.httpserve import LocalServer, Reply
-from turnlog.adapters.openai import OpenAILLM, Timeouts
-from turnlog.adapters.openai_stream import StreamNormalizer
-from turnlog.adapters.providers import ProviderConfig
+from turnlog.adapters.llm import LocalServer, OpenAILLM, ProviderConfig, Reply, StreamNormalizer, Timeouts
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openai-streams"
 

@@ -49,9 +49,9 @@ FRAME_ID = re.compile(rb"^id: (\d+)$", re.M)
 
 async def serve(db: str, delay: float) -> None:
     import uvicorn
-    from turnlog.adapters.cli import open_store
-    from turnlog.adapters.scripted import EchoLLM
+    from turnlog.adapters.llm import EchoLLM
     from turnlog.adapters.server import ServerConfig, TurnService, create_app
+    from turnlog.adapters.stores import open_store
 
     log, messages = await open_store(db)
     async with log:
@@ -150,9 +150,9 @@ def _own_cpu() -> float:
 
 
 async def measure(store: str, db: str, child: Child, n: int, words: int) -> Row:
-    from turnlog.adapters.cli import open_store
-    from turnlog.engine.audit import replay
-    from turnlog.projections.sse import project
+    from turnlog.adapters.stores import open_store
+    from turnlog.engine import replay
+    from turnlog.projections import project
 
     message = " ".join(f"w{i}" for i in range(words))
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
@@ -199,7 +199,7 @@ async def measure(store: str, db: str, child: Child, n: int, words: int) -> Row:
 
 async def pg_reachable(url: str) -> str | None:
     import asyncpg
-    from turnlog.engine.pgurl import parse_pg_url
+    from turnlog.adapters.stores import parse_pg_url
 
     try:
         conn = await asyncpg.connect(parse_pg_url(url).dsn, timeout=3)
@@ -211,7 +211,7 @@ async def pg_reachable(url: str) -> str | None:
 
 async def drop_schema(url: str, schema: str) -> None:
     import asyncpg
-    from turnlog.engine.pgurl import parse_pg_url
+    from turnlog.adapters.stores import parse_pg_url
 
     conn = await asyncpg.connect(parse_pg_url(url).dsn, timeout=5)
     try:
@@ -239,7 +239,7 @@ async def bench_store(store: str, db: str, counts: list[int], words: int, delay:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from turnlog.engine.migrate import upgrade
+    from turnlog.adapters.stores import upgrade
 
     counts = [int(x) for x in args.concurrency.split(",")]
     print(

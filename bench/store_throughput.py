@@ -27,13 +27,10 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from turnlog.engine.errors import ConcurrencyError
-from turnlog.engine.events import GENESIS_HASH, NewEvent, Recorded, TextDelta, load, seal
-from turnlog.engine.log import EventLog
-from turnlog.engine.pgurl import parse_pg_url
-from turnlog.engine.postgres import PostgresEventLog, channel_name, lock_key
-from turnlog.engine.schema import events as events_table
-from turnlog.engine.sqlite import SqliteEventLog
+from turnlog.adapters.stores import SqliteEventLog, parse_pg_url
+from turnlog.adapters.stores._postgres import PostgresEventLog, channel_name, lock_key
+from turnlog.adapters.stores._schema import events as events_table
+from turnlog.engine import GENESIS_HASH, ConcurrencyError, EventLog, NewEvent, Recorded, TextDelta, load, seal
 
 RECORDED_AT = "2026-01-01T00:00:00.000000Z"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

@@ -30,18 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from turnlog.adapters.scripted import ScriptedLLM
-from turnlog.engine import (
-    FinishChunk,
-    SqliteEventLog,
-    TextChunk,
-    TurnEngine,
-    TurnRequest,
-    UsageChunk,
-    replay,
-)
-from turnlog.engine.machine import MACHINE, STATES, TRANSITIONS, Turn
-from turnlog.projections import SqlMessageStore, SseProjector
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.adapters.stores import SqliteEventLog, SqlMessageStore
+from turnlog.engine import FinishChunk, TextChunk, TurnEngine, TurnRequest, UsageChunk, replay
+from turnlog.engine._machine import MACHINE, STATES, TRANSITIONS, Turn
+from turnlog.projections import SseProjector, stream_sse
 
 TOKEN = "tok "
 
@@ -138,7 +131,7 @@ async def durable_turn(db: Path, n: int) -> tuple[float, int, str]:
         conv = await engine.create_conversation(model="bench")
         frames = sent = 0
         start = time.perf_counter()
-        async for frame in engine.stream_sse(conv, TurnRequest("go"), "delta"):
+        async for frame in stream_sse(engine, conv, TurnRequest("go"), "delta"):
             frames += 1
             sent += len(frame)
         rate = n / (time.perf_counter() - start)
@@ -155,7 +148,7 @@ async def concurrent_turns(db: Path, turns: int, per_turn: int) -> float:
             convs.append((engine, await engine.create_conversation(model="bench")))
 
         async def one(engine: TurnEngine, conv: str) -> int:
-            return sum([1 async for _ in engine.stream_sse(conv, TurnRequest("go"), "delta")])
+            return sum([1 async for _ in stream_sse(engine, conv, TurnRequest("go"), "delta")])
 
         start = time.perf_counter()
         counts = await asyncio.gather(*(one(e, c) for e, c in convs))
@@ -184,7 +177,7 @@ def sse_bytes(n: int, mode: str) -> int:
         log = InMemoryEventLog()
         engine = TurnEngine(log, ScriptedLLM([chunks(n)]))
         conv = await engine.create_conversation(model="bench")
-        return sum([len(f) async for f in engine.stream_sse(conv, TurnRequest("go"), mode)])  # type: ignore[arg-type]
+        return sum([len(f) async for f in stream_sse(engine, conv, TurnRequest("go"), mode)])  # type: ignore[arg-type]
 
     return asyncio.run(run())
 

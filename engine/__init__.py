@@ -1,7 +1,11 @@
-"""turnlog.engine: events, the turn state machine, the event log and the engine that runs turns."""
+"""turnlog.engine: the domain. Events, the turn state machine and its fold, the turn runner, tools,
+the request builder, the ports (event log, LLM, messages, clock, ids), audit, and the in-memory
+log as the reference store. It imports msgspec, transitions and the standard library only: the
+stores, the HTTP service and the LLM clients are adapters (``turnlog.adapters``).
+"""
 
-from .audit import VerifyReport, recover, replay, verify
-from .errors import (
+from ._audit import Broken, Recovered, RequestCheck, VerifyReport, check_requests, recover, replay, verify
+from ._errors import (
     ConcurrencyError,
     ConfigError,
     IllegalEvent,
@@ -16,7 +20,8 @@ from .errors import (
     TurnRefused,
     UnknownEventType,
 )
-from .events import (
+from ._events import (
+    GENESIS_HASH,
     ConversationCreated,
     Event,
     IterationStarted,
@@ -33,8 +38,11 @@ from .events import (
     TurnStarted,
     Usage,
     UsageRecorded,
+    chain_hash,
+    load,
+    seal,
 )
-from .llm import (
+from ._llm import (
     LLM,
     ErrorChunk,
     FinishChunk,
@@ -45,22 +53,27 @@ from .llm import (
     ToolCallChunk,
     UsageChunk,
 )
-from .log import EventLog
-from .memory import InMemoryEventLog
-from .migrate import HEAD_REVISION, current_revision, upgrade
-from .ports import Clock, FixedClock, Ids, SequentialIds, SystemClock, UuidIds
-from .postgres import PostgresEventLog
-from .runner import EngineConfig, TurnEngine, TurnRequest
-from .sqlite import SqliteEventLog
-from .tools import ToolContext, ToolRegistry, ToolResult
+from ._log import PAGE, EventLog
+from ._machine import STATES, TRANSITIONS, ConversationFold, mermaid
+from ._memory import InMemoryEventLog
+from ._ports import Clock, CommitSink, FixedClock, Ids, Messages, SequentialIds, SystemClock, UuidIds
+from ._request import LogHistory, PriorMessage, PriorTurns, TurnHistory
+from ._runner import EngineConfig, TurnEngine, TurnRequest
+from ._tools import ToolContext, ToolRegistry, ToolResult
 
 __all__ = [
-    "HEAD_REVISION",
+    "GENESIS_HASH",
     "LLM",
+    "PAGE",
+    "STATES",
+    "TRANSITIONS",
+    "Broken",
     "Clock",
+    "CommitSink",
     "ConcurrencyError",
     "ConfigError",
     "ConversationCreated",
+    "ConversationFold",
     "EngineConfig",
     "ErrorChunk",
     "Event",
@@ -76,15 +89,19 @@ __all__ = [
     "LLMError",
     "LLMRequest",
     "LogError",
+    "LogHistory",
+    "Messages",
     "NewEvent",
-    "PostgresEventLog",
+    "PriorMessage",
+    "PriorTurns",
     "ReasoningChunk",
     "ReasoningDelta",
     "Recorded",
+    "Recovered",
     "ReplayError",
+    "RequestCheck",
     "SchemaError",
     "SequentialIds",
-    "SqliteEventLog",
     "StoreUnavailable",
     "SystemClock",
     "TextChunk",
@@ -100,6 +117,7 @@ __all__ = [
     "TurnEngine",
     "TurnFailed",
     "TurnFinalized",
+    "TurnHistory",
     "TurnInProgress",
     "TurnRefused",
     "TurnRequest",
@@ -111,9 +129,12 @@ __all__ = [
     "UsageRecorded",
     "UuidIds",
     "VerifyReport",
-    "current_revision",
+    "chain_hash",
+    "check_requests",
+    "load",
+    "mermaid",
     "recover",
     "replay",
-    "upgrade",
+    "seal",
     "verify",
 ]

@@ -1,27 +1,27 @@
-"""turnlog.projections: pure folds over the event log (SSE frames, message rows, transcript, history)."""
+"""turnlog.projections: folds from events to outputs. SSE frames (protocol v1), message rows as
+data (and the ``MessageStore`` port they are kept behind), the readable transcript. No I/O: the
+SQL row store is ``turnlog.adapters.stores.SqlMessageStore``.
+"""
 
-# The engine imports projections and projections import the engine's events: whichever package
-# is imported first, let the engine finish initialising before any projection module loads.
-import turnlog.engine  # noqa: F401  (isort: skip)
-
-from .history import TurnHistory, prior_messages
-from .messages import MessageFold, MessageRow, fold_rows
-from .rowstore import MemoryMessageStore, MessageStore, SqlMessageStore, catch_up, rebuild
-from .sse import SseProjector, project
-from .transcript import render
+from ._messages import MessageFold, MessageRow, fold_rows
+from ._rows import MemoryMessageStore, MessageStore, catch_up, history_of, rebuild, row_text
+from ._sse import MODES, Mode, SseProjector, project, stream_sse
+from ._transcript import render
 
 __all__ = [
+    "MODES",
     "MemoryMessageStore",
     "MessageFold",
     "MessageRow",
     "MessageStore",
-    "SqlMessageStore",
+    "Mode",
     "SseProjector",
-    "TurnHistory",
     "catch_up",
     "fold_rows",
-    "prior_messages",
+    "history_of",
     "project",
     "rebuild",
     "render",
+    "row_text",
+    "stream_sse",
 ]

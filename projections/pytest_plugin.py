@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 try:
-    from .snapshot import TranscriptExtension
+    from ._snapshot import TranscriptExtension
 except ImportError:  # syrupy not installed: offer nothing rather than break the user's pytest
     TranscriptExtension = None  # type: ignore[assignment,misc]
 

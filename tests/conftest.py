@@ -19,13 +19,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
-from turnlog.engine.log import EventLog
-from turnlog.engine.memory import InMemoryEventLog
-from turnlog.engine.migrate import upgrade
-from turnlog.engine.pgurl import parse_pg_url
-from turnlog.engine.postgres import PostgresEventLog
-from turnlog.engine.sqlite import SqliteEventLog
-from turnlog.projections.rowstore import MemoryMessageStore, MessageStore, SqlMessageStore
+from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog, SqlMessageStore, parse_pg_url, upgrade
+from turnlog.engine import EventLog, InMemoryEventLog
+from turnlog.projections import MemoryMessageStore, MessageStore
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STORES = ["memory", "sqlite", "postgres"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from turnlog.adapters.httpserve import LocalServer, Reply, Request
+from turnlog.adapters.llm import LocalServer, Reply, Request
 
 from .conftest import CORPUS
 

@@ -11,24 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from turnlog.adapters.recorded import RecordedLLM, Recording
-from turnlog.engine.audit import replay, verify
-from turnlog.engine.events import (
+from turnlog.adapters.llm import RecordedLLM, Recording
+from turnlog.adapters.stores import SqliteEventLog, SqlMessageStore
+from turnlog.engine import (
+    EngineConfig,
+    EventLog,
+    FixedClock,
+    InMemoryEventLog,
     ReasoningDelta,
+    SequentialIds,
     TextDelta,
     ToolCallsRequested,
+    TurnEngine,
     TurnFailed,
     TurnFinalized,
+    TurnRequest,
     UsageRecorded,
+    replay,
+    verify,
 )
-from turnlog.engine.log import EventLog
-from turnlog.engine.memory import InMemoryEventLog
-from turnlog.engine.ports import FixedClock, SequentialIds
-from turnlog.engine.runner import EngineConfig, TurnEngine, TurnRequest
-from turnlog.engine.sqlite import SqliteEventLog
-from turnlog.projections.rowstore import MemoryMessageStore, MessageStore, SqlMessageStore, rebuild
-from turnlog.projections.sse import project
-from turnlog.projections.transcript import render
+from turnlog.projections import MemoryMessageStore, MessageStore, project, rebuild, render, stream_sse
 
 from .conftest import CORPUS
 
@@ -119,7 +121,7 @@ async def run_recorded(log: EventLog, messages: MessageStore, name: str, seed: i
             config=EngineConfig(flush_events=8, flush_ms=20.0),
         )
         conv = await engine.create_conversation(system_prompt="Recorded.", model="recorded-model")
-        live = [frame async for frame in engine.stream_sse(conv, TurnRequest("Go."))]
+        live = [frame async for frame in stream_sse(engine, conv, TurnRequest("Go."))]
     return conv, live
 
 

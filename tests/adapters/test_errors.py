@@ -14,17 +14,22 @@ import socket
 from typing import Any
 
 import pytest
-from turnlog.adapters.httpserve import LocalServer, Reply
-from turnlog.adapters.openai import OpenAILLM, RetryPolicy, Timeouts
-from turnlog.adapters.providers import ProviderConfig
-from turnlog.engine.audit import replay
-from turnlog.engine.errors import LLMError
-from turnlog.engine.events import TurnFailed, TurnFinalized
-from turnlog.engine.llm import LLMRequest, TextChunk
-from turnlog.engine.memory import InMemoryEventLog
-from turnlog.engine.ports import FixedClock, SequentialIds
-from turnlog.engine.runner import EngineConfig, TurnEngine, TurnRequest
-from turnlog.projections.rowstore import MemoryMessageStore
+from turnlog.adapters.llm import LocalServer, OpenAILLM, ProviderConfig, Reply, RetryPolicy, Timeouts
+from turnlog.engine import (
+    EngineConfig,
+    FixedClock,
+    InMemoryEventLog,
+    LLMError,
+    LLMRequest,
+    SequentialIds,
+    TextChunk,
+    TurnEngine,
+    TurnFailed,
+    TurnFinalized,
+    TurnRequest,
+    replay,
+)
+from turnlog.projections import MemoryMessageStore, stream_sse
 
 
 def sse(*chunks: dict[str, Any] | str, done: bool = True) -> bytes:
@@ -70,7 +75,7 @@ async def run_turn(llm: OpenAILLM) -> tuple[list[Any], str]:
         log, llm, messages=messages, clock=FixedClock(), ids=SequentialIds(), config=EngineConfig(flush_ms=1.0)
     )
     conv = await engine.create_conversation(model="m")
-    [f async for f in engine.stream_sse(conv, TurnRequest("hi"))]
+    [f async for f in stream_sse(engine, conv, TurnRequest("hi"))]
     events = [rec.event async for rec in replay(log, conv)]
     rows = await messages.rows(conv)
     return events, json.loads(rows[-1].content)["text"]

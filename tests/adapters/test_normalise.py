@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from turnlog.adapters.openai_stream import MalformedStream, StreamNormalizer, body_error_text
-from turnlog.engine.llm import (
+from turnlog.adapters.llm._normalise import MalformedStream, StreamNormalizer, body_error_text
+from turnlog.engine import (
     ErrorChunk,
     FinishChunk,
     ReasoningChunk,

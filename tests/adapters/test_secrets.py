@@ -9,14 +9,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from turnlog.adapters.httpserve import LocalServer, Reply
-from turnlog.adapters.openai import OpenAILLM, RetryPolicy, Timeouts
-from turnlog.adapters.providers import ProviderConfig
-from turnlog.engine.llm import ErrorChunk
-from turnlog.engine.ports import FixedClock, SequentialIds
-from turnlog.engine.runner import TurnEngine, TurnRequest
-from turnlog.engine.sqlite import SqliteEventLog
-from turnlog.projections.rowstore import SqlMessageStore
+from turnlog.adapters.llm import LocalServer, OpenAILLM, ProviderConfig, Reply, RetryPolicy, Timeouts
+from turnlog.adapters.stores import SqliteEventLog, SqlMessageStore
+from turnlog.engine import ErrorChunk, FixedClock, SequentialIds, TurnEngine, TurnRequest
 
 KEY = "sk-SECRET-7f3a9c-do-not-leak-0451"
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from turnlog.adapters.httpserve import LocalServer, Reply
-from turnlog.adapters.openai import OpenAILLM, Timeouts
-from turnlog.adapters.providers import ProviderConfig
-from turnlog.engine.llm import FinishChunk, ReasoningChunk, TextChunk
+from turnlog.adapters.llm import LocalServer, OpenAILLM, ProviderConfig, Reply, Timeouts
+from turnlog.engine import FinishChunk, ReasoningChunk, TextChunk
 
 from .conftest import CORPUS
 
@@ -78,8 +76,7 @@ def httpx_sse_events(text: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_event_reader_agrees_with_httpx_sse(seed: int) -> None:
 
-    from turnlog.adapters.httpserve import pieces
-    from turnlog.adapters.openai_stream import SseEvents
+    from turnlog.adapters.llm import SseEvents, pieces
 
     corpus = CORPUS
     bodies = TRICKY + [p.read_bytes() for p in sorted(corpus.glob("*.sse"))]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from turnlog.adapters.cli import main
-from turnlog.engine.migrate import HEAD_REVISION, LEGACY_REVISION, VERSION_TABLE, engine_for, upgrade
+from turnlog.adapters.stores._migrate import HEAD_REVISION, LEGACY_REVISION, VERSION_TABLE, engine_for, upgrade
 
 
 def turnlog(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

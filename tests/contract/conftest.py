@@ -12,11 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from turnlog.engine.events import NewEvent, TextDelta
-from turnlog.engine.log import EventLog
-from turnlog.engine.memory import InMemoryEventLog
-from turnlog.engine.postgres import PostgresEventLog
-from turnlog.engine.sqlite import SqliteEventLog
+from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog
+from turnlog.engine import EventLog, InMemoryEventLog, NewEvent, TextDelta
 
 RECORDED_AT = "2026-01-01T00:00:00.000000Z"
 

@@ -9,9 +9,16 @@ import hashlib
 
 import msgspec
 import pytest
-from turnlog.engine.errors import ConcurrencyError
-from turnlog.engine.events import GENESIS_HASH, ConversationCreated, NewEvent, TextDelta, ToolCall, ToolCallsRequested
-from turnlog.engine.log import EventLog
+from turnlog.engine import (
+    GENESIS_HASH,
+    ConcurrencyError,
+    ConversationCreated,
+    EventLog,
+    NewEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallsRequested,
+)
 
 from .conftest import RECORDED_AT, Logs, deltas
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from turnlog.engine.migrate import (
+from turnlog.adapters.stores._migrate import (
     HEAD_REVISION,
     MIGRATIONS,
     VERSION_TABLE,
@@ -19,7 +19,7 @@ from turnlog.engine.migrate import (
     known_revisions,
     upgrade,
 )
-from turnlog.engine.schema import metadata
+from turnlog.adapters.stores._schema import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_head_revision_is_the_newest_migration_and_every_file_ships() -> None:
     assert HEAD_REVISION == max(known_revisions())
     assert len(known_revisions()) == len(list((MIGRATIONS / "versions").glob("*.py")))
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    globs = config["tool"]["setuptools"]["package-data"]["turnlog.engine"]
+    globs = config["tool"]["setuptools"]["package-data"]["turnlog.adapters.stores"]
     for path in MIGRATIONS.rglob("*.py"):
         relative = path.relative_to(MIGRATIONS.parent).as_posix()
         assert any(fnmatch(relative, g) for g in globs), f"{relative} is not package data: the wheel lacks it"

@@ -12,15 +12,21 @@ import time
 
 import asyncpg
 import pytest
-from turnlog.adapters.scripted import ScriptedLLM
-from turnlog.engine.audit import replay, verify
-from turnlog.engine.errors import ConfigError, LogError, SchemaError, StoreUnavailable, TurnInProgress
-from turnlog.engine.migrate import HEAD_REVISION, current_revision
-from turnlog.engine.pgurl import parse_pg_url
-from turnlog.engine.postgres import PostgresEventLog, lock_key
-from turnlog.engine.runner import TurnEngine, TurnRequest
-from turnlog.projections.messages import MessageRow
-from turnlog.projections.rowstore import SqlMessageStore
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.adapters.stores import HEAD_REVISION, SqlMessageStore, current_revision, parse_pg_url
+from turnlog.adapters.stores._postgres import PostgresEventLog, lock_key
+from turnlog.engine import (
+    ConfigError,
+    LogError,
+    SchemaError,
+    StoreUnavailable,
+    TurnEngine,
+    TurnInProgress,
+    TurnRequest,
+    replay,
+    verify,
+)
+from turnlog.projections import MessageRow
 
 from .conftest import RECORDED_AT, deltas
 from .test_subscribe import take
@@ -113,8 +119,8 @@ async def test_a_follower_of_positions_never_skips_under_concurrent_writers(pg_s
 WRITER = textwrap.dedent(
     """
     import asyncio, sys
-    from turnlog.engine.events import NewEvent, TextDelta
-    from turnlog.engine.postgres import PostgresEventLog
+    from turnlog.engine._events import NewEvent, TextDelta
+    from turnlog.adapters.stores._postgres import PostgresEventLog
 
     async def main(url):
         async with await PostgresEventLog.open(url) as log:

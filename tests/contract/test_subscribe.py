@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from turnlog.engine.events import Recorded
-from turnlog.engine.log import EventLog
+from turnlog.engine import EventLog, Recorded
 
 from .conftest import RECORDED_AT, Logs, deltas
 

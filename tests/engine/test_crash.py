@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from turnlog.engine import SqliteEventLog, TurnFailed, recover, replay, verify
-from turnlog.projections import SqlMessageStore, fold_rows
+from turnlog.adapters.stores import SqliteEventLog, SqlMessageStore
+from turnlog.engine import TurnFailed, recover, replay, verify
+from turnlog.projections import fold_rows
 
 CHILD = r"""
 import asyncio, sys
-from turnlog.adapters.scripted import ScriptedLLM
-from turnlog.engine import EngineConfig, SqliteEventLog, ToolRegistry, TurnEngine, TurnRequest
-from turnlog.projections import SqlMessageStore
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.adapters.stores import SqliteEventLog, SqlMessageStore
+from turnlog.engine import EngineConfig, ToolRegistry, TurnEngine, TurnRequest
 
 async def main(path):
     tools = ToolRegistry()

@@ -6,8 +6,9 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 
-from turnlog.adapters.scripted import ScriptedLLM
+from turnlog.adapters.llm import ScriptedLLM
 from turnlog.engine import EngineConfig, InMemoryEventLog, NewEvent, Recorded, TurnEngine, TurnRequest
+from turnlog.projections import stream_sse
 
 
 class SpyLog(InMemoryEventLog):
@@ -34,7 +35,7 @@ async def test_no_frame_is_yielded_before_its_event_is_committed() -> None:
     engine = TurnEngine(log, ScriptedLLM(script), config=EngineConfig(flush_events=64, flush_ms=1000))
     conv = await engine.create_conversation(model="m")
     seen = 0
-    async for frame in engine.stream_sse(conv, TurnRequest("go")):
+    async for frame in stream_sse(engine, conv, TurnRequest("go")):
         version = int(frame.split(b"\n", 1)[0].removeprefix(b"id: "))
         assert version <= log.committed[conv], f"frame {version} left before its event was committed"
         seen += 1

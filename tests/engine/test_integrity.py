@@ -8,22 +8,22 @@ import sys
 
 import msgspec
 import pytest
-from turnlog.adapters.scripted import ScriptedLLM
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.adapters.stores import SqliteEventLog
 from turnlog.engine import (
     ConcurrencyError,
+    EngineConfig,
+    FixedClock,
     IllegalEvent,
     InMemoryEventLog,
     NewEvent,
     SequentialIds,
-    SqliteEventLog,
     TextDelta,
     TurnEngine,
     TurnRequest,
     replay,
     verify,
 )
-from turnlog.engine.ports import FixedClock
-from turnlog.engine.runner import EngineConfig
 
 
 async def one_turn(log) -> str:
@@ -150,7 +150,7 @@ def test_events_are_immutable_and_versioned() -> None:
 def test_batch_sealing_hashes_exactly_as_chain_hash_says() -> None:
     """seal() builds hash headers from per-batch pieces for speed; verify() recomputes them with
     chain_hash(). The two must agree for any ids, including ones JSON must escape."""
-    from turnlog.engine.events import chain_hash, seal
+    from turnlog.engine import chain_hash, seal
 
     batch = [
         NewEvent(TextDelta(1, "x"), 'turn "1"'),
@@ -168,9 +168,8 @@ def test_batch_sealing_hashes_exactly_as_chain_hash_says() -> None:
 async def test_request_digests_are_recomputable_from_the_log() -> None:
     """What the model saw, proven: every request is rebuilt from the log alone and hashes to the
     recorded digest, across turns (history from earlier turns' rows) and tool iterations."""
-    from turnlog.adapters.scripted import ScriptedLLM
-    from turnlog.engine.audit import check_requests
-    from turnlog.engine.tools import ToolRegistry
+    from turnlog.adapters.llm import ScriptedLLM
+    from turnlog.engine import ToolRegistry, check_requests
 
     tools = ToolRegistry()
 

@@ -11,15 +11,21 @@ import json
 from typing import Any
 
 import pytest
-from turnlog.adapters.scripted import ScriptedLLM
-from turnlog.engine.audit import replay, verify
-from turnlog.engine.events import Recorded, TurnFailed, TurnFinalized
-from turnlog.engine.ports import FixedClock, SequentialIds
-from turnlog.engine.runner import EngineConfig, TurnEngine, TurnRequest
-from turnlog.engine.tools import ToolRegistry
-from turnlog.projections.rowstore import rebuild
-from turnlog.projections.sse import project
-from turnlog.projections.transcript import render
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.engine import (
+    EngineConfig,
+    FixedClock,
+    Recorded,
+    SequentialIds,
+    ToolRegistry,
+    TurnEngine,
+    TurnFailed,
+    TurnFinalized,
+    TurnRequest,
+    replay,
+    verify,
+)
+from turnlog.projections import project, rebuild, render, stream_sse
 
 
 def make_tools() -> ToolRegistry:
@@ -123,7 +129,7 @@ async def run_scenario(store, script, *, mode: str = "delta", max_iterations: in
     )
     conv = await engine.create_conversation(system_prompt="You are a test assistant.", model="test-model")
     request = TurnRequest("What is the weather?", enabled_tools=ALL_TOOLS, max_iterations=max_iterations)
-    live = [frame async for frame in engine.stream_sse(conv, request, mode=mode)]  # type: ignore[arg-type]
+    live = [frame async for frame in stream_sse(engine, conv, request, mode=mode)]  # type: ignore[arg-type]
     return engine, conv, live, llm
 
 
@@ -249,7 +255,7 @@ async def test_client_cancellation_mid_stream_is_recorded(store) -> None:
         config=EngineConfig(flush_ms=1.0),
     )
     conv = await engine.create_conversation(model="m")
-    stream = engine.stream_sse(conv, TurnRequest("hi"))
+    stream = stream_sse(engine, conv, TurnRequest("hi"))
     live = []
     async for frame in stream:
         live.append(frame)
@@ -278,10 +284,10 @@ async def test_second_turn_uses_history_and_refuses_overlap(store) -> None:
     )
     engine = TurnEngine(store.log, llm, messages=store.messages, clock=FixedClock(), ids=SequentialIds())
     conv = await engine.create_conversation(system_prompt="Be brief.", model="m")
-    [f async for f in engine.stream_sse(conv, TurnRequest("one"))]
+    [f async for f in stream_sse(engine, conv, TurnRequest("one"))]
     second = engine.run_turn(conv, TurnRequest("two"))
     await anext(second)  # TurnStarted is committed: the turn is live
-    from turnlog.engine.errors import TurnInProgress
+    from turnlog.engine import TurnInProgress
 
     with pytest.raises(TurnInProgress, match="already has a live turn"):
         await anext(engine.run_turn(conv, TurnRequest("three")))

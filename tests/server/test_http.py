@@ -8,13 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from turnlog.adapters.scripted import EchoLLM
+from turnlog.adapters.llm import EchoLLM
 from turnlog.adapters.server import Principal, ServerConfig, TokenAuth, TurnService
-from turnlog.engine.audit import replay
-from turnlog.engine.events import TurnFailed, TurnFinalized
-from turnlog.engine.tools import ToolRegistry
-from turnlog.projections.messages import fold_rows
-from turnlog.projections.sse import project
+from turnlog.engine import ToolRegistry, TurnFailed, TurnFinalized, replay
+from turnlog.projections import fold_rows, project
 
 from .conftest import frames_of, ids_of, serving
 
@@ -314,7 +311,7 @@ async def test_the_sweep_spares_a_silent_turn_this_server_runs(store: Any) -> No
 
 
 async def test_a_live_turn_swept_by_another_server_stops_and_the_log_stays_valid(store: Any) -> None:
-    from turnlog.engine.audit import recover, verify
+    from turnlog.engine import recover, verify
 
     svc = service(store, delay=0.2)
     async with serving(svc) as url, httpx.AsyncClient(base_url=url) as client:
@@ -341,7 +338,7 @@ async def test_a_live_turn_swept_by_another_server_stops_and_the_log_stays_valid
 
 
 async def test_a_forged_log_is_not_served(store: Any, caplog: pytest.LogCaptureFixture) -> None:
-    from turnlog.engine.events import NewEvent, TextDelta
+    from turnlog.engine import NewEvent, TextDelta
 
     async with serving(service(store)) as url, httpx.AsyncClient(base_url=url) as client:
         conv = await new_conversation(client)

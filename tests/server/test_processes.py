@@ -14,11 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from turnlog.engine.audit import replay
-from turnlog.engine.events import TurnFailed, TurnFinalized
-from turnlog.engine.postgres import PostgresEventLog
-from turnlog.engine.sqlite import SqliteEventLog
-from turnlog.projections.sse import project
+from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog
+from turnlog.engine import TurnFailed, TurnFinalized, replay
+from turnlog.projections import project
 
 from .conftest import ServeProcess, frames_of, ids_of
 

@@ -1,0 +1,102 @@
+"""``turnlog demo``: a scripted two-turn conversation, streamed live, replayed, stored and verified.
+
+Turn 1 thinks, calls two tools in parallel (arguments split across chunks), then answers.
+Turn 2 is a plain answer that the model writes with turn 1 in its history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from turnlog.adapters.llm import ScriptedLLM
+from turnlog.engine import EventLog, ToolRegistry, TurnEngine, TurnRequest, replay, verify
+from turnlog.projections import MessageStore, project, stream_sse
+
+DEMO_SCRIPT: list[list[dict[str, Any]]] = [
+    [
+        {"reasoning": "The user wants the weather in two cities. I can ask for both at once.", "split": 9},
+        {"tool": "get_weather", "arguments": {"city": "Paris"}, "id": "call_paris", "split": 6},
+        {"tool": "get_weather", "arguments": {"city": "Tokyo"}, "id": "call_tokyo", "split": 6},
+        {"usage": [85, 42, 127]},
+    ],
+    [
+        {"text": "Paris is 18°C and cloudy; Tokyo is 24°C and sunny. Tokyo is warmer by 6°C.", "split": 7},
+        {"usage": [160, 24, 184]},
+    ],
+    [
+        {"text": "Pack a light jacket for Paris; a T-shirt will do in Tokyo.", "split": 7},
+        {"usage": [210, 16, 226]},
+    ],
+]
+
+WEATHER = {"Paris": {"temp_c": 18, "sky": "cloudy"}, "Tokyo": {"temp_c": 24, "sky": "sunny"}}
+
+
+def demo_tools() -> ToolRegistry:
+    tools = ToolRegistry()
+
+    async def get_weather(city: str) -> dict[str, Any]:
+        """Current weather for a city."""
+        await asyncio.sleep(0.02)  # as a real API would take a moment
+        if city not in WEATHER:
+            return {"success": False, "error": f"no station in {city}"}
+        return {"city": city, **WEATHER[city]}
+
+    tools.register(
+        get_weather,
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    )
+    return tools
+
+
+async def run_demo(
+    args: argparse.Namespace,
+    open_store: Callable[..., Awaitable[tuple[EventLog, MessageStore]]],
+    out: Callable[[str | bytes], None],
+) -> int:
+    if getattr(args, "llm", "scripted") == "openai":
+        from ._llm import openai_from_env
+
+        llm: Any = openai_from_env()
+        model = llm.config.model
+    else:
+        llm, model = ScriptedLLM(DEMO_SCRIPT), "demo-model"
+    log, messages = await open_store(args.db)
+    async with log, contextlib.aclosing(llm) if hasattr(llm, "aclose") else contextlib.nullcontext():
+        engine = TurnEngine(log, llm, tools=demo_tools(), messages=messages)
+        conv = await engine.create_conversation(system_prompt="You are a concise travel assistant.", model=model)
+        out(f"conversation {conv} in {args.db} (SSE mode: {args.mode})\n")
+        live: list[bytes] = []
+        for n, text in enumerate(
+            ["What's the weather in Paris and Tokyo right now?", "What should I pack for each?"], start=1
+        ):
+            out(f"\n=== turn {n}, live: {text}\n")
+            async for frame in stream_sse(
+                engine, conv, TurnRequest(text, enabled_tools=["get_weather"], thinking=True), args.mode
+            ):
+                live.append(frame)
+                out(frame)
+
+        events = [rec async for rec in replay(log, conv)]
+        replayed = project(events, args.mode)
+        same = replayed == live
+        out(
+            f"=== replay from the log: {len(events)} events -> {len(replayed)} frames, "
+            f"{sum(map(len, replayed))} bytes: {'IDENTICAL to the live stream' if same else 'DIFFERENT'}\n"
+        )
+        out("\n=== stored message rows\n")
+        for row in await messages.rows(conv):
+            content = json.loads(row.content)
+            out(
+                f"{row.seq:>4} {row.role:<9} {row.status:<9} id={row.id} tokens={row.token_count} "
+                f"text={content.get('text', '')!r} steps={len(content.get('steps', []))}\n"
+            )
+        report = await verify(log, conv)
+        out(f"\n=== verify: {'ok, hash chain intact' if report.ok else 'BROKEN'} ({report.events} events)\n")
+        out(f"\nTry: turnlog replay {conv} --db {args.db} --format transcript\n")
+        return 0 if same and report.ok else 1

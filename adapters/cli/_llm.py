@@ -1,0 +1,158 @@
+"""``turnlog chat`` and ``turnlog play``: turns against a real (or recorded) model.
+
+    turnlog chat [--db PATH] [--conversation ID] [--system TEXT] [--thinking]
+        interactive turns against OPENAI_BASE_URL / OPENAI_API_KEY / TURNLOG_MODEL
+        (TURNLOG_PROVIDER picks a preset); one user message per stdin line
+    turnlog play A.sse [B.sse ...] [--db PATH] [--mode full|delta] [--message TEXT] [--seed N]
+        one turn whose successive model calls are answered by the recordings, served from
+        127.0.0.1 through the real client; prints the turn's SSE frames (protocol v1)
+
+Both store everything in the same log as every other command (``--db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from turnlog.adapters.llm import OpenAILLM, ProviderConfig, RecordedLLM
+from turnlog.adapters.stores import open_store
+from turnlog.engine import (
+    ReasoningDelta,
+    Recorded,
+    TextDelta,
+    ToolCallStarted,
+    ToolRegistry,
+    ToolResultRecorded,
+    TurnEngine,
+    TurnFailed,
+    TurnFinalized,
+    TurnlogError,
+    TurnRequest,
+)
+from turnlog.projections import stream_sse
+
+
+def openai_from_env() -> OpenAILLM:
+    """The client ``chat`` and ``demo --llm openai`` use (settings from the environment)."""
+    return OpenAILLM(ProviderConfig.from_env())
+
+
+# -- play ---------------------------------------------------------------------------------------
+
+
+async def cmd_play(args: argparse.Namespace) -> int:
+    from ._main import out
+
+    log, messages = await open_store(args.db)
+    async with log, RecordedLLM(args.recordings, seed=args.seed) as llm:
+        # No tools are registered: a call the recording makes gets an "unknown tool" result with
+        # success false, and the next recording answers it.
+        engine = TurnEngine(log, llm, tools=ToolRegistry(), messages=messages)
+        conv = await engine.create_conversation(model=args.model)
+        async for frame in stream_sse(engine, conv, TurnRequest(args.message), args.mode):
+            out(frame)
+        last = await log.last(conv)
+    assert last is not None
+    ev = last.event
+    if isinstance(ev, TurnFailed):
+        print(f"turnlog: play: conversation {conv}: turn failed ({ev.reason}): {ev.message}", file=sys.stderr)
+    else:
+        print(f"turnlog: play: conversation {conv}: turn finalized in {args.db}", file=sys.stderr)
+    return 0
+
+
+# -- chat ---------------------------------------------------------------------------------------
+
+
+class ChatRenderer:
+    """Live events as readable text: thinking dimmed (or prefixed when not a terminal), text as
+    is, tool calls and results on their own lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.color = stream.isatty()
+        self._mode = ""
+
+    def _switch(self, mode: str, header: str) -> None:
+        if self._mode != mode:
+            if self._mode:
+                self.stream.write("\n")
+            self.stream.write(header)
+            self._mode = mode
+
+    def __call__(self, rec: Recorded) -> None:
+        ev = rec.event
+        w = self.stream.write
+        if type(ev) is ReasoningDelta:
+            self._switch("thinking", "\x1b[2mthinking: " if self.color else "thinking: ")
+            w(ev.text)
+        elif type(ev) is TextDelta:
+            self._switch("text", "\x1b[0massistant: " if self.color else "assistant: ")
+            w(ev.text)
+        elif isinstance(ev, ToolCallStarted):
+            self._switch("tool", "")
+            w(f"-> tool {ev.name}({ev.arguments}) [{ev.call_id}]\n")
+        elif isinstance(ev, ToolResultRecorded):
+            self._switch("tool", "")
+            w(f"<- {ev.name} {'ok' if ev.success else 'FAILED'}: {ev.content}\n")
+        elif isinstance(ev, TurnFinalized):
+            self._switch("", "")
+            u = ev.usage
+            w(f"\n[done: {ev.finish_reason}, tokens {u.prompt_tokens}+{u.completion_tokens}={u.total_tokens}]\n")
+        elif isinstance(ev, TurnFailed):
+            self._switch("", "")
+            w(f"\n[turn failed ({ev.reason}): {ev.message}]\n")
+        else:
+            return
+        self.stream.flush()
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from ._main import out
+
+    config = ProviderConfig.from_env()  # before opening the store: a config error leaves nothing open
+    log, messages = await open_store(args.db)
+    async with log, OpenAILLM(config) as llm:
+        engine = TurnEngine(log, llm, messages=messages)
+        conv = args.conversation
+        if conv is None:
+            conv = await engine.create_conversation(system_prompt=args.system, model=config.model)
+        elif await log.last(conv) is None:
+            raise TurnlogError(f"unknown conversation {conv!r} in {args.db}")
+        out(f"conversation {conv} in {args.db} with {config.name} model {config.model} (empty line or EOF ends)\n")
+        render = ChatRenderer(sys.stdout)
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                out("\nyou> ")
+            line = sys.stdin.readline()
+            if not line or not line.strip() or line.strip() in ("/quit", "/exit"):
+                break
+            async for rec in engine.run_turn(conv, TurnRequest(line.rstrip("\n"), thinking=args.thinking)):
+                render(rec)
+    return 0
+
+
+def register(sub: Any) -> None:
+    def add(name: str, fn: Callable[[argparse.Namespace], Awaitable[int]], help_: str) -> argparse.ArgumentParser:
+        from ._main import DEFAULT_DB
+
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
+        p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
+        p.set_defaults(handler=fn)
+        return p
+
+    p = add("chat", cmd_chat, "chat with an OpenAI-compatible model (OPENAI_BASE_URL, OPENAI_API_KEY, TURNLOG_MODEL)")
+    p.add_argument("--conversation", help="continue this conversation instead of starting one")
+    p.add_argument("--system", help="system prompt of a new conversation")
+    p.add_argument("--thinking", action="store_true", help="ask the model to think (the provider's switch)")
+
+    p = add("play", cmd_play, "run one turn answered by recorded provider streams (.sse) and print its SSE frames")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING.sse", help="one per model call, in order")
+    p.add_argument("--mode", choices=("full", "delta"), default="delta")
+    p.add_argument("--message", default="(replaying a recorded stream)", help="the user message of the turn")
+    p.add_argument("--model", default="recorded-model", help="model name recorded in the log")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random piece sizes the server sends")

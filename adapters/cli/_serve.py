@@ -1,0 +1,144 @@
+"""``turnlog serve`` and ``turnlog recover``.
+
+    turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--llm scripted|openai]
+                  [--tokens FILE] [--tools MODULE:NAME] [--recover-grace SECONDS] ...
+    turnlog recover [--db PATH|URL] [--older-than SECONDS]
+
+``serve`` needs the ``server`` extra (Starlette, uvicorn). It recovers interrupted turns before it
+accepts a request (see adapters/server.py for the grace period on several servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from typing import Any
+
+from turnlog.adapters.stores import open_store
+from turnlog.engine import ConfigError
+
+
+def _load_tools(spec: str | None) -> Any:
+    from turnlog.engine import ToolRegistry
+
+    if spec is None:
+        from ._demo import demo_tools
+
+        return demo_tools()
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"--tools {spec!r}: expected MODULE:NAME (a ToolRegistry or a function returning one)")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--tools {spec!r}: {exc}") from None
+    tools = obj() if callable(obj) and not isinstance(obj, ToolRegistry) else obj
+    if not isinstance(tools, ToolRegistry):
+        raise ConfigError(f"--tools {spec!r} is a {type(tools).__name__}, not a ToolRegistry")
+    return tools
+
+
+def _llm(args: argparse.Namespace) -> Any:
+    if args.llm == "openai":
+        from ._llm import openai_from_env
+
+        return openai_from_env()
+    from turnlog.adapters.llm import EchoLLM
+
+    return EchoLLM(delay=args.echo_delay)
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+        from turnlog.adapters.server import ServerConfig, TokenAuth, TurnService, create_app, open_access
+    except ImportError as exc:
+        raise ConfigError(f"turnlog serve needs the server extra: pip install 'turnlog[server]' ({exc})") from None
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    authenticate: Any = open_access
+    if args.tokens:
+        try:
+            authenticate = TokenAuth.from_file(args.tokens)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--tokens {args.tokens}: {exc}") from None
+    else:
+        logging.getLogger("turnlog.server").warning("no --tokens: every caller is one tenant with level 1")
+    tools = _load_tools(args.tools)
+    llm = _llm(args)
+    config = ServerConfig(
+        heartbeat=args.heartbeat,
+        recover_grace=args.recover_grace,
+        max_body=args.max_body,
+        shutdown_grace=args.shutdown_grace,
+    )
+    log, messages = await open_store(args.db)
+    async with log:
+        service = TurnService(log, messages, llm, tools=tools, authenticate=authenticate, config=config)
+        app = create_app(service)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="info",
+                lifespan="on",
+                # SSE streams hold connections open: past this, uvicorn closes them and the
+                # app's shutdown gives the running turns their own grace.
+                timeout_graceful_shutdown=max(1, int(args.shutdown_grace)),
+            )
+        )
+        await server.serve()
+        if hasattr(llm, "aclose"):
+            await llm.aclose()
+    # uvicorn reports a failed start (port in use, lifespan error) by not starting.
+    return 0 if server.started else 1
+
+
+async def cmd_recover(args: argparse.Namespace) -> int:
+    from turnlog.engine import recover
+
+    from ._main import out
+
+    log, messages = await open_store(args.db, create=False)
+    async with log:
+        done = await recover(log, older_than=args.older_than, messages=messages)
+    for r in done:
+        out(f"recovered {r.stream_id} turn {r.turn_id}: failed (interrupted) at version {r.version}\n")
+    out(f"{len(done)} interrupted turn(s) ended\n")
+    return 0
+
+
+def register(sub: Any) -> None:
+    from ._main import DEFAULT_DB
+
+    p = sub.add_parser("serve", help="run the HTTP service (needs the server extra)")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--llm",
+        choices=("scripted", "openai"),
+        default="scripted",
+        help="scripted: a local echo model; openai: OPENAI_BASE_URL/_API_KEY, TURNLOG_MODEL",
+    )
+    p.add_argument("--echo-delay", type=float, default=0.0, help="scripted model: seconds before each text delta")
+    p.add_argument("--tokens", help='JSON file {"TOKEN": {"tenant": "...", "level": N}}; without it, no auth')
+    p.add_argument("--tools", help="MODULE:NAME of a ToolRegistry (or a function returning one); default demo tools")
+    p.add_argument("--heartbeat", type=float, default=15.0, help="seconds of SSE silence before a keep-alive comment")
+    p.add_argument(
+        "--recover-grace",
+        type=float,
+        default=60.0,
+        help="turns silent longer than this are ended as interrupted, at start and by a periodic sweep "
+        "(0: all at start, no sweep; on several servers keep it above the longest silence of a live turn)",
+    )
+    p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+    p.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running turns get at shutdown")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("recover", help="end every turn a crash left live as failed (interrupted)")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
+    p.add_argument("--older-than", type=float, default=0.0, help="spare turns whose newest event is younger (seconds)")
+    p.set_defaults(handler=cmd_recover)

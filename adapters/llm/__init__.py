@@ -1,0 +1,36 @@
+"""turnlog.adapters.llm: models behind the engine's LLM port.
+
+``OpenAILLM`` streams any OpenAI-compatible chat-completions API (``ProviderConfig`` and its
+``PRESETS`` say where and how); ``RecordedLLM`` plays raw recorded provider streams through that
+same client from a local server; ``ScriptedLLM`` and ``EchoLLM`` answer without a network.
+``StreamNormalizer`` (provider JSON to the engine's chunks) and ``SseEvents`` (the SSE wire
+reader) are pure and usable on their own; ``LocalServer`` is the 127.0.0.1 fake provider.
+"""
+
+from ._fakeserver import LocalServer, Reply, Request, pieces
+from ._normalise import MalformedStream, StreamNormalizer
+from ._openai import OpenAILLM, RetryPolicy, Timeouts, render_body
+from ._providers import PRESETS, ProviderConfig
+from ._recorded import RecordedLLM, Recording
+from ._scripted import EchoLLM, ScriptedLLM
+from ._wire import SseEvents
+
+__all__ = [
+    "PRESETS",
+    "EchoLLM",
+    "LocalServer",
+    "MalformedStream",
+    "OpenAILLM",
+    "ProviderConfig",
+    "RecordedLLM",
+    "Recording",
+    "Reply",
+    "Request",
+    "RetryPolicy",
+    "ScriptedLLM",
+    "SseEvents",
+    "StreamNormalizer",
+    "Timeouts",
+    "pieces",
+    "render_body",
+]

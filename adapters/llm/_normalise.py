@@ -1,0 +1,372 @@
+"""OpenAI-compatible stream normalisation: provider JSON in, the engine's chunks out. Pure, no I/O.
+
+``StreamNormalizer.event(name, data)`` takes one server-sent event (already split by the WHATWG
+rules) and returns the chunks it carries; ``completion(body)`` does the same for a whole JSON
+answer from a server that ignored ``stream: true``. Providers differ in many small ways and the
+rule is to be liberal in what we accept while never inventing or losing a byte of model output:
+
+- text: ``delta.content`` as a string, or as a list of parts (``{"type": "text"}`` /
+  ``{"type": "thinking"}``, Mistral's Magistral); ``delta.refusal`` is the model's visible
+  answer, so it becomes text too (the finish reason is kept as sent);
+- reasoning: ``reasoning_content`` (DeepSeek, Moonshot, xAI, llama.cpp, older vLLM) or
+  ``reasoning`` (OpenRouter, Groq, Cerebras, Ollama, newer vLLM); a server sending both carries
+  the same text twice, so the first non-empty one is taken, never both; OpenRouter's
+  ``reasoning_details`` texts only when neither is there (encrypted details carry no text);
+- tool calls: fragments are routed to a *slot* (the ``index`` of the emitted ``ToolCallChunk``):
+  by ``index`` when present, by ``id`` or position otherwise (Mistral, Ollama omit the index);
+  a fragment that reuses an index with a new id *and* a name starts a new call (some gateways
+  number every parallel call 0); a new id without a name is a continuation (servers that mint an
+  id per fragment). Repeated ids and names are passed on as they come: the engine takes the id
+  once and ignores a repeated name (``engine/runner.py::_merge_call``); empty names are dropped
+  so they never overwrite. Arguments sent as a JSON object are encoded to text;
+- usage: top-level ``usage``, inside a choice (Moonshot), or only in ``x_groq.usage``; each
+  report is a total, the last one wins; ``input_tokens``/``output_tokens`` are accepted too;
+- errors: an ``event: error`` event, or an ``error`` member next to or instead of ``choices``
+  (OpenRouter), become an ``ErrorChunk`` after whatever output the same chunk carried;
+- ``[DONE]`` ends the stream; empty ``choices`` and unknown fields (``logprobs``, padding ``p``,
+  ``provider_metadata``, ``obfuscation``) are skipped without being decoded.
+
+Only choice 0 is read (turnlog never asks for ``n > 1``). Per-event work is O(size of the event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from turnlog.engine import (
+    ErrorChunk,
+    FinishChunk,
+    LLMChunk,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
+
+#: Longest provider error text kept in a message; the rest is cut (with a marker).
+MAX_ERROR_TEXT = 500
+
+
+class _Delta(msgspec.Struct):
+    # ``Any``: providers disagree on types (content as a list, arguments as an object); the
+    # normaliser checks types itself instead of rejecting the whole chunk.
+    content: Any = None
+    reasoning_content: Any = None
+    reasoning: Any = None
+    refusal: Any = None
+    tool_calls: Any = None
+    function_call: Any = None
+    reasoning_details: Any = None
+
+
+class _Choice(msgspec.Struct):
+    index: Any = 0
+    delta: _Delta | None = None
+    message: _Delta | None = None
+    finish_reason: Any = None
+    usage: Any = None
+
+
+class _XGroq(msgspec.Struct):
+    usage: Any = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: Any = None
+    error: Any = None
+    x_groq: _XGroq | None = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_any = msgspec.json.Decoder().decode
+_encode = msgspec.json.encode
+
+
+class MalformedStream(ValueError):
+    """An event whose data is not the JSON chunk it should be (truncated or garbage)."""
+
+
+def clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def error_text(error: Any) -> str:
+    """The provider's own words from an error payload of any common shape."""
+    if isinstance(error, str):
+        return clip(error)
+    if isinstance(error, list) and error:
+        return error_text(error[0])
+    if isinstance(error, dict):
+        inner = error.get("error")
+        if inner is not None and inner is not error:
+            text = error_text(inner)
+            if text:
+                return text
+        code = error.get("code")
+        suffix = f" (code {code})" if isinstance(code, (int, str)) and code != "" else ""
+        for key in ("message", "detail", "msg", "error_description", "title"):
+            value = error.get(key)
+            if isinstance(value, str) and value:
+                return clip(value) + suffix
+            if isinstance(value, (dict, list)) and value:
+                return error_text(value)
+        code = error.get("code") or error.get("type")
+        if code is not None:
+            return clip(f"error {code}: {_encode(error).decode()}")
+        return clip(_encode(error).decode())
+    if error is None:
+        return ""
+    return clip(str(error))
+
+
+def body_error_text(body: bytes) -> str:
+    """The provider's message in a non-2xx response body: JSON ``error.message`` / ``message``
+    when it is JSON, else the (cut) text itself."""
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        return "(empty body)"
+    try:
+        obj = _decode_any(body)
+    except msgspec.DecodeError:
+        return clip(text)
+    found = error_text(obj)
+    return found or clip(text)
+
+
+def usage_chunk(raw: Any) -> UsageChunk | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = _int(raw.get("prompt_tokens", raw.get("input_tokens")))
+    completion = _int(raw.get("completion_tokens", raw.get("output_tokens")))
+    total = _int(raw.get("total_tokens")) or prompt + completion
+    return UsageChunk(prompt, completion, total, raw)
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else int(value) if isinstance(value, float) else 0
+
+
+def _text(value: Any) -> str:
+    """Text of a string or of a list of text parts; '' for anything else."""
+    if type(value) is str:
+        return value
+    if isinstance(value, list):
+        return "".join(p.get("text") or "" if isinstance(p, dict) else p if isinstance(p, str) else "" for p in value)
+    return ""
+
+
+def _details_text(details: Any) -> str:
+    if not isinstance(details, list):
+        return ""
+    parts = []
+    for d in details:
+        if isinstance(d, dict):
+            text = d.get("text") if d.get("text") is not None else d.get("summary")
+            if isinstance(text, str):
+                parts.append(text)
+    return "".join(parts)
+
+
+class StreamNormalizer:
+    """One per model response. Keeps only the tool-call slot table between events."""
+
+    __slots__ = ("_by_id", "_by_index", "_ids", "_last", "_names", "done", "events", "finished")
+
+    def __init__(self) -> None:
+        #: ``[DONE]`` was seen: nothing more will be read.
+        self.done = False
+        #: A ``finish_reason`` was seen: the model ended its answer.
+        self.finished = False
+        #: Data events read (for error messages).
+        self.events = 0
+        self._by_index: dict[int, int] = {}
+        self._by_id: dict[str, int] = {}
+        self._ids: list[str | None] = []
+        self._names: list[str | None] = []
+        self._last = -1
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def event(self, name: str, data: str) -> list[LLMChunk]:
+        """Chunks of one SSE event. Raises ``MalformedStream`` for data that is not a JSON chunk."""
+        if not data:
+            return []
+        if data == "[DONE]":
+            self.done = True
+            return []
+        self.events += 1
+        if name == "error":
+            try:
+                payload: Any = _decode_any(data)
+            except msgspec.DecodeError:
+                payload = data
+            return [ErrorChunk(error_text(payload) or "the provider sent an error event without a message")]
+        try:
+            chunk = _decode_chunk(data)
+        except msgspec.DecodeError as exc:
+            raise MalformedStream(f"event {self.events} is not a JSON chunk ({exc}): {clip(data, 200)!r}") from None
+        return self._chunk(chunk, "delta")
+
+    def completion(self, body: bytes) -> list[LLMChunk]:
+        """Chunks of a whole (non-streamed) JSON chat completion."""
+        try:
+            chunk = _decode_chunk(body)
+        except msgspec.DecodeError as exc:
+            raise MalformedStream(
+                f"the JSON answer is not a chat completion ({exc}): {clip(body.decode('utf-8', 'replace'), 200)!r}"
+            ) from None
+        self.events += 1
+        out = self._chunk(chunk, "message")
+        self.done = True
+        if not out:
+            raise MalformedStream(
+                f"the JSON answer has no choices, usage or error: {clip(body.decode('utf-8', 'replace'), 200)!r}"
+            )
+        return out
+
+    # -- the work -------------------------------------------------------------------------------
+
+    def _chunk(self, chunk: _Chunk, field: str) -> list[LLMChunk]:
+        out: list[LLMChunk] = []
+        usage = None
+        choices = chunk.choices
+        if choices:
+            for choice in choices:
+                if choice.index not in (0, None):
+                    continue
+                delta = choice.delta if field == "delta" else choice.message
+                if delta is None and field == "delta":
+                    delta = choice.message  # a few servers stream whole ``message`` objects
+                if delta is not None:
+                    self._delta(delta, out)
+                if choice.usage is not None:
+                    usage = choice.usage
+                reason = choice.finish_reason
+                if reason:
+                    self.finished = True
+                    out.append(FinishChunk(reason if type(reason) is str else str(reason)))
+        if chunk.usage is not None:
+            usage = chunk.usage
+        elif usage is None and chunk.x_groq is not None:
+            usage = chunk.x_groq.usage
+        if usage is not None:
+            u = usage_chunk(usage)
+            if u is not None:
+                out.append(u)
+        if chunk.error is not None:
+            out.append(ErrorChunk(error_text(chunk.error) or "the provider reported an error without a message"))
+        return out
+
+    def _delta(self, delta: _Delta, out: list[LLMChunk]) -> None:
+        reasoning = delta.reasoning_content
+        if not reasoning or type(reasoning) is not str:
+            reasoning = delta.reasoning
+        if reasoning:
+            text = _text(reasoning)
+            if text:
+                out.append(ReasoningChunk(text))
+        elif delta.reasoning_details:
+            # OpenRouter's structured form, read only when no plain field carries the same text.
+            text = _details_text(delta.reasoning_details)
+            if text:
+                out.append(ReasoningChunk(text))
+        content = delta.content
+        if content:
+            if type(content) is str:
+                out.append(TextChunk(content))
+            elif isinstance(content, list):
+                self._parts(content, out)
+        refusal = delta.refusal
+        if refusal and type(refusal) is str:
+            out.append(TextChunk(refusal))
+        calls = delta.tool_calls
+        if calls:
+            if isinstance(calls, list):
+                for position, call in enumerate(calls):
+                    if isinstance(call, dict):
+                        self._tool(call, position, out)
+        elif isinstance(delta.function_call, dict):
+            # The pre-tools API: one call, no id.
+            self._tool({"index": 0, "function": delta.function_call}, 0, out)
+
+    def _parts(self, parts: list[Any], out: list[LLMChunk]) -> None:
+        for part in parts:
+            if isinstance(part, str):
+                if part:
+                    out.append(TextChunk(part))
+                continue
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "thinking" or kind == "reasoning":
+                text = _text(part.get("thinking", part.get("text")))
+                if text:
+                    out.append(ReasoningChunk(text))
+            else:
+                text = part.get("text")
+                if isinstance(text, str) and text:
+                    out.append(TextChunk(text))
+
+    def _tool(self, call: dict[str, Any], position: int, out: list[LLMChunk]) -> None:
+        fn = call.get("function")
+        if not isinstance(fn, dict):
+            fn = {}
+        call_id = call.get("id") or None
+        if call_id is not None and type(call_id) is not str:
+            call_id = str(call_id)
+        name = fn.get("name") or None
+        if name is not None and type(name) is not str:
+            name = str(name)
+        args = fn.get("arguments")
+        if args is not None and type(args) is not str:
+            args = _encode(args).decode()
+        slot = self._slot(call.get("index"), call_id, name, position)
+        if call_id is not None and self._ids[slot] is None:
+            self._ids[slot] = call_id
+            self._by_id[call_id] = slot
+        if name is not None and self._names[slot] is None:
+            self._names[slot] = name
+        self._last = slot
+        out.append(ToolCallChunk(slot, call_id, name, args or None))
+
+    def _new_slot(self) -> int:
+        self._ids.append(None)
+        self._names.append(None)
+        return len(self._ids) - 1
+
+    def _slot(self, index: Any, call_id: str | None, name: str | None, position: int) -> int:
+        if type(index) is int:
+            slot = self._by_index.get(index)
+            if slot is None:
+                slot = self._by_id.get(call_id) if call_id is not None else None
+                if slot is None:
+                    slot = self._new_slot()
+                self._by_index[index] = slot
+                return slot
+            known = self._ids[slot]
+            if call_id is not None and name is not None and known is not None and call_id != known:
+                # A new call under a reused index (gateways that number every call 0).
+                slot = self._by_id.get(call_id, -1)
+                if slot < 0:
+                    slot = self._new_slot()
+                self._by_index[index] = slot
+            return slot
+        # No index (Mistral, Ollama): route by id, else a named fragment starts a call unless the
+        # current one still lacks its name, else it continues the current call.
+        if call_id is not None:
+            slot = self._by_id.get(call_id, -1)
+            if slot >= 0:
+                return slot
+            if self._last >= 0 and self._ids[self._last] is None and position == 0 and name is None:
+                return self._last
+            return self._new_slot()
+        if self._last < 0:
+            return self._new_slot()
+        if name is not None and self._names[self._last] is not None and name != self._names[self._last]:
+            return self._new_slot()
+        if position > 0 and name is not None:
+            return self._new_slot()
+        return self._last

@@ -1,0 +1,1 @@
+"""Contract suites for implementers of turnlog.engine ports (filled in below)."""

@@ -1,0 +1,1 @@
+"""Contract suite for message-row stores."""
