@@ -1,34 +1,46 @@
-"""Every error turnlog raises on purpose.
+"""Every error turnlog raises for a user-facing condition: one tree, each with a stable ``code``.
 
-    TurnlogError
-     ├── LogError                  the event log refused or could not do something
-     │    ├── ConcurrencyError     a stale expected_version: nothing was written
-     │    ├── SchemaError          the database schema is missing or old: run `turnlog db upgrade`
-     │    └── StoreUnavailable     the database cannot be reached
-     ├── ReplayError               a log that cannot be folded
-     │    ├── IllegalEvent         an event that is not legal in the turn's current state
-     │    └── UnknownEventType     a payload whose type or schema version this build cannot read
-     ├── IntegrityError            the hash chain is broken (see `verify`)
-     ├── TurnRefused               a turn cannot start (another turn is live, unknown conversation)
-     │    └── TurnInProgress
-     ├── LLMError                  the model provider failed; becomes TurnFailed(reason=llm_error)
-     └── ConfigError               a setting is missing or wrong
+    TurnlogError                      code
+     ├── LogError                     log_error            the event log refused or could not do something
+     │    ├── ConcurrencyError        concurrency_conflict a stale expected_version: nothing was written
+     │    ├── SchemaError             schema_out_of_date   the schema is missing or old: run `turnlog db upgrade`
+     │    └── StoreUnavailable        store_unavailable    the database cannot be reached
+     ├── ReplayError                  replay_error         a log that cannot be folded
+     │    ├── IllegalEvent            illegal_event        an event not legal in the turn's current state
+     │    └── UnknownEventType        unknown_event_type   a payload this build cannot read
+     ├── IntegrityError               integrity_broken     stored events that do not chain (changed, missing)
+     ├── TurnRefused                  turn_refused         a turn or conversation cannot start
+     │    ├── ConversationNotFound    not_found            no such conversation
+     │    ├── ConversationExists      conversation_exists  the id is taken
+     │    └── TurnInProgress          turn_in_progress     another turn is live
+     ├── LLMError                     llm_error            the provider failed: becomes TurnFailed(llm_error)
+     │    └── MalformedStream         malformed_stream     the provider's stream is not what it should be
+     ├── ConfigError                  config_invalid       a setting or argument is missing or wrong
+     └── RequestError                 (its own code)       an HTTP request the service refuses
 
-Callers catch the base class they care about. Messages name the object, its state and what to do.
+Callers catch the base class they care about; programs read ``code``, which never changes for a
+condition (messages may improve). Messages name the object, its state and what to do. The HTTP
+service maps codes to statuses through one table (``turnlog.adapters.server``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class TurnlogError(Exception):
     """Base class of every error turnlog raises on purpose."""
 
+    code: ClassVar[str] = "turnlog_error"
+
 
 class LogError(TurnlogError):
-    pass
+    code = "log_error"
 
 
 class ConcurrencyError(LogError):
+    code = "concurrency_conflict"
+
     def __init__(self, stream_id: str, expected_version: int, actual_version: int) -> None:
         self.stream_id = stream_id
         self.expected_version = expected_version
@@ -40,18 +52,20 @@ class ConcurrencyError(LogError):
 
 
 class SchemaError(LogError):
-    pass
+    code = "schema_out_of_date"
 
 
 class StoreUnavailable(LogError):
-    pass
+    code = "store_unavailable"
 
 
 class ReplayError(TurnlogError):
-    pass
+    code = "replay_error"
 
 
 class IllegalEvent(ReplayError):
+    code = "illegal_event"
+
     def __init__(self, *, stream_id: str, version: int, event_type: str, state: str, why: str = "") -> None:
         self.stream_id = stream_id
         self.version = version
@@ -64,10 +78,12 @@ class IllegalEvent(ReplayError):
 
 
 class UnknownEventType(ReplayError):
-    pass
+    code = "unknown_event_type"
 
 
 class IntegrityError(TurnlogError):
+    code = "integrity_broken"
+
     def __init__(self, stream_id: str, version: int, why: str) -> None:
         self.stream_id = stream_id
         self.version = version
@@ -75,10 +91,28 @@ class IntegrityError(TurnlogError):
 
 
 class TurnRefused(TurnlogError):
-    pass
+    code = "turn_refused"
+
+
+class ConversationNotFound(TurnRefused):
+    code = "not_found"
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"unknown conversation {stream_id!r}: create it first")
+
+
+class ConversationExists(TurnRefused):
+    code = "conversation_exists"
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"conversation {stream_id!r} already exists")
 
 
 class TurnInProgress(TurnRefused):
+    code = "turn_in_progress"
+
     def __init__(self, stream_id: str, turn_id: str) -> None:
         self.stream_id = stream_id
         self.turn_id = turn_id
@@ -91,6 +125,8 @@ class TurnInProgress(TurnRefused):
 class LLMError(TurnlogError):
     """The model provider failed. `message` is safe to log: adapters never put secrets in it."""
 
+    code = "llm_error"
+
     def __init__(self, message: str, *, provider: str = "", status: int | None = None, retries: int = 0) -> None:
         self.provider = provider
         self.status = status
@@ -98,5 +134,22 @@ class LLMError(TurnlogError):
         super().__init__(message)
 
 
+class MalformedStream(LLMError):
+    """A provider's stream event whose data is not the JSON chunk it should be."""
+
+    code = "malformed_stream"
+
+
 class ConfigError(TurnlogError):
-    pass
+    code = "config_invalid"
+
+
+class RequestError(TurnlogError):
+    """An HTTP request the service refuses. ``code`` is per instance (``invalid_body``,
+    ``unauthorized``, ``too_large``...); the service's status table maps it to a status."""
+
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        self.code = code  # type: ignore[misc]
+        self.message = message
+        self.headers = dict(headers or {})
+        super().__init__(message)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
+from ._errors import IntegrityError
 from ._events import NewEvent, Recorded
 
 PAGE = 1000
@@ -160,7 +161,9 @@ class EventLog(abc.ABC):
     def _check_next(stream_id: str, last: int, page: list[Recorded]) -> int:
         # Versions are gapless: anything else is a store bug, never silently skipped.
         if page[0].version != last + 1 or page[-1].version != last + len(page):
-            raise AssertionError(f"{stream_id}: read after {last} returned {page[0].version}..{page[-1].version}")
+            raise IntegrityError(
+                stream_id, last + 1, f"the store returned versions {page[0].version}..{page[-1].version} after {last}"
+            )
         return page[-1].version
 
     async def _before_follow(self) -> None:

@@ -25,7 +25,14 @@ from typing import Any
 
 import msgspec
 
-from ._errors import ConcurrencyError, LLMError, TurnInProgress, TurnRefused
+from ._errors import (
+    ConcurrencyError,
+    ConversationExists,
+    ConversationNotFound,
+    IntegrityError,
+    LLMError,
+    TurnInProgress,
+)
 from ._events import (
     ConversationCreated,
     Event,
@@ -479,19 +486,19 @@ class TurnEngine:
         try:
             await self.log.append(conv, [NewEvent(created)], 0, recorded_at=self.clock.now())
         except ConcurrencyError:
-            raise TurnRefused(f"conversation {conv!r} already exists") from None
+            raise ConversationExists(conv) from None
         return conv
 
     async def _begin(self, conv: str, req: TurnRequest) -> tuple[_TurnRun, list[Recorded]]:
         last = await self.log.last(conv)
         if last is None:
-            raise TurnRefused(f"unknown conversation {conv!r}: create it first")
+            raise ConversationNotFound(conv)
         if type(last.event) not in (ConversationCreated, TurnFinalized, TurnFailed):
             raise TurnInProgress(conv, last.turn_id)
         first = (await self.log.read(conv, 0, 1))[0]
         created = first.event
         if not isinstance(created, ConversationCreated):
-            raise TurnRefused(f"conversation {conv!r} does not start with ConversationCreated")
+            raise IntegrityError(conv, first.version, "the conversation does not start with ConversationCreated")
         prior = await self.messages.history(self.log, conv, last.version)
 
         fold = ConversationFold()

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from ._errors import ConfigError
 from ._events import ToolCall
 
 
@@ -83,7 +84,7 @@ class ToolRegistry:
     ) -> Tool:
         tool_name = name or fn.__name__
         if tool_name in self._tools:
-            raise ValueError(f"a tool named {tool_name!r} is already registered")
+            raise ConfigError(f"a tool named {tool_name!r} is already registered")
         sig = inspect.signature(fn)
         tool = Tool(
             name=tool_name,

@@ -20,6 +20,7 @@ from typing import Literal
 
 import msgspec
 from turnlog.engine import (
+    ConfigError,
     IterationStarted,
     ReasoningDelta,
     Recorded,
@@ -96,7 +97,7 @@ class SseProjector:
 
     def __init__(self, mode: Mode = "delta") -> None:
         if mode not in MODES:
-            raise ValueError(f"SSE mode must be 'full' or 'delta', not {mode!r}")
+            raise ConfigError(f"SSE mode must be 'full' or 'delta', not {mode!r}")
         self.mode = mode
         self.steps = TurnSteps()
         self._thinking = ""

@@ -8,7 +8,7 @@ reader) are pure and usable on their own; ``LocalServer`` is the 127.0.0.1 fake 
 """
 
 from ._fakeserver import LocalServer, Reply, Request, pieces
-from ._normalise import MalformedStream, StreamNormalizer
+from ._normalise import StreamNormalizer
 from ._openai import OpenAILLM, RetryPolicy, Timeouts, render_body
 from ._providers import PRESETS, ProviderConfig
 from ._recorded import RecordedLLM, Recording
@@ -19,7 +19,6 @@ __all__ = [
     "PRESETS",
     "EchoLLM",
     "LocalServer",
-    "MalformedStream",
     "OpenAILLM",
     "ProviderConfig",
     "RecordedLLM",

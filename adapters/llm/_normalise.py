@@ -38,6 +38,7 @@ from turnlog.engine import (
     ErrorChunk,
     FinishChunk,
     LLMChunk,
+    MalformedStream,
     ReasoningChunk,
     TextChunk,
     ToolCallChunk,
@@ -82,10 +83,6 @@ class _Chunk(msgspec.Struct):
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
-
-
-class MalformedStream(ValueError):
-    """An event whose data is not the JSON chunk it should be (truncated or garbage)."""
 
 
 def clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:

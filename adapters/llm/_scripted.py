@@ -28,6 +28,7 @@ from typing import Any
 
 import msgspec
 from turnlog.engine import (
+    ConfigError,
     ErrorChunk,
     FinishChunk,
     LLMChunk,
@@ -89,7 +90,7 @@ def compile_answer(steps: Sequence[dict[str, Any]]) -> list[LLMChunk | float | L
         elif "sleep" in step:
             out.append(float(step["sleep"]))
         else:
-            raise ValueError(f"unknown script step {step!r}")
+            raise ConfigError(f"unknown script step {step!r}")
     if not finished and not any(isinstance(x, (ErrorChunk, LLMError)) for x in out):
         out.append(FinishChunk("tool_calls" if saw_tool else "stop"))
     return out
@@ -144,7 +145,7 @@ class EchoLLM:
 
     def __init__(self, *, delay: float = 0.0, words_per_delta: int = 1) -> None:
         if words_per_delta < 1:
-            raise ValueError("words_per_delta must be at least 1")
+            raise ConfigError("words_per_delta must be at least 1")
         self.delay = delay
         self.words_per_delta = words_per_delta
 

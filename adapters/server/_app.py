@@ -48,6 +48,7 @@ from starlette.routing import Route
 from turnlog.engine import (
     LLM,
     Clock,
+    ConfigError,
     ConversationCreated,
     ConversationFold,
     EngineConfig,
@@ -100,7 +101,7 @@ class TokenAuth:
 
     def __init__(self, tokens: Mapping[str, Principal]) -> None:
         if not tokens:
-            raise ValueError("TokenAuth needs at least one token")
+            raise ConfigError("TokenAuth needs at least one token")
         self._tokens = [(t.encode(), p) for t, p in tokens.items()]
 
     def __call__(self, token: str | None) -> Principal | None:
@@ -119,7 +120,7 @@ class TokenAuth:
         """``{"TOKEN": {"tenant": "acme", "level": 2}, ...}``"""
         raw = json.loads(Path(path).read_text())
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object of token -> {{tenant, level}}")
+            raise ConfigError(f"{path}: expected a JSON object of token -> {{tenant, level}}")
         return cls({t: msgspec.convert(p, Principal) for t, p in raw.items()})
 
 
@@ -208,7 +209,7 @@ class TurnService:
         self.clock = clock or SystemClock()
         providers = {llms.provider: llms} if isinstance(llms, LLM) else dict(llms)
         if not providers:
-            raise ValueError("the service needs at least one LLM")
+            raise ConfigError("the service needs at least one LLM")
         self.default_provider = next(iter(providers))
         self.engines = {
             name: TurnEngine(

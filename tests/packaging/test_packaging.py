@@ -39,7 +39,14 @@ def test_wheel_contains_only_the_turnlog_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("turnlog-")}
     assert top == {"turnlog"}
-    for module in ("engine/runner.py", "projections/sse.py", "adapters/cli.py", "projections/pytest_plugin.py"):
+    for module in (
+        "engine/_runner.py",
+        "projections/_sse.py",
+        "adapters/cli/__init__.py",
+        "adapters/stores/migrations/versions/0001_initial.py",
+        "projections/pytest_plugin.py",
+        "engine/testing/__init__.py",
+    ):
         assert f"turnlog/{module}" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "turnlog = turnlog.adapters.cli:main" in entry_points
