@@ -217,9 +217,10 @@ class ConversationFold:
         elif isinstance(ev, ToolCallsRequested):
             if ev.iteration != turn.iteration or not ev.calls:
                 raise illegal("a tool-call request needs the current iteration and at least one call")
-            turn.calls = {c.id: c.name for c in ev.calls}
-            if len(turn.calls) != len(ev.calls):
+            calls = {c.id: c.name for c in ev.calls}
+            if len(calls) != len(ev.calls):
                 raise illegal("tool call ids repeat")
+            turn.calls = calls
         elif isinstance(ev, ToolCallStarted):
             if ev.call_id not in turn.calls or ev.call_id in turn.started:
                 raise illegal(f"tool call {ev.call_id!r} was not requested or already started")

@@ -7,8 +7,8 @@ import itertools
 from collections.abc import Sequence
 
 from turnlog.adapters.llm import ScriptedLLM
-from turnlog.engine import EngineConfig, InMemoryEventLog, NewEvent, Recorded, TurnEngine, TurnRequest
-from turnlog.projections import stream_sse
+from turnlog.engine import EngineConfig, InMemoryEventLog, NewEvent, Recorded, TurnEngine, TurnFinalized, TurnRequest
+from turnlog.projections import MemoryMessageStore, MessageRow, stream_sse
 
 
 class SpyLog(InMemoryEventLog):
@@ -61,3 +61,34 @@ async def test_a_slow_model_gets_its_deltas_committed_within_flush_ms() -> None:
     # Each token arrived on its own, not all at the end: the pauses between them are visible.
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) > 0.02
+
+
+class _FlakyRows(MemoryMessageStore):
+    """Row saves fail from the second one on (a row database gone while the log is fine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+
+    async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
+        self.saves += 1
+        if self.saves > 1:
+            raise OSError("row database unreachable")
+        await super().save(conversation_id, rows, version)
+
+
+async def test_a_failing_row_store_does_not_fail_the_turn_and_the_rows_catch_up(caplog) -> None:
+    log = InMemoryEventLog()
+    rows = _FlakyRows()
+    engine = TurnEngine(log, ScriptedLLM([[{"text": "t" * 50, "split": 5}]]), messages=rows)
+    conv = await engine.create_conversation(model="m")
+    live = [rec async for rec in engine.run_turn(conv, TurnRequest("go"))]
+    stored = [rec async for rec in log.iter_stream(conv)]
+    # Every committed event is shown, the turn ends as the model ended it, the operator is told.
+    assert [r.version for r in live] == [r.version for r in stored[1:]]
+    assert type(stored[-1].event) is TurnFinalized
+    assert "was not projected" in caplog.text and "row database unreachable" in caplog.text
+    assert [r.status for r in await rows.rows(conv)] == ["live"]  # the finalized rows were lost...
+    rows.saves = -10  # ...the row database is back
+    await rows.history(log, conv, stored[-1].version)  # the next turn's start catches them up
+    assert [r.status for r in await rows.rows(conv)] == ["finalized", "finalized"]

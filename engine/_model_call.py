@@ -1,0 +1,214 @@
+"""``ModelCall``: reading one call to the model.
+
+The model's stream is read by a producer task into a bounded queue (``_Pipe``), so reading the
+network and committing to the database overlap, and a model that stalls does not hold a batch
+back longer than the group commit's deadline.
+
+The reader turns chunks into events (text and reasoning deltas, recorded through the group
+commit), assembles the tool-call fragments, and yields each batch as it commits.
+``ModelCall.outcome`` (the tool calls, the finish reason, the usage) is there once it has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from ._commit import GroupCommit
+from ._errors import LLMError
+from ._events import ReasoningDelta, Recorded, TextDelta, ToolCall
+from ._failure import TurnFailure
+from ._llm import LLM, ErrorChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+
+_END = object()
+
+
+class _Pipe:
+    """A bounded single-producer, single-consumer FIFO between the model's stream and the
+    engine: a deque and two events, about three times cheaper per chunk than asyncio.Queue."""
+
+    __slots__ = ("_readable", "_writable", "items", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.items: deque[Any] = deque()
+        self.maxsize = maxsize
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+
+    def wake(self) -> None:
+        self._readable.set()
+
+    async def put(self, item: Any) -> None:
+        while len(self.items) >= self.maxsize:
+            self._writable.clear()
+            await self._writable.wait()
+        self.items.append(item)
+        self._readable.set()
+
+    async def readable(self) -> None:
+        while not self.items:
+            self._readable.clear()
+            await self._readable.wait()
+
+    def get(self) -> Any:
+        item = self.items.popleft()
+        if len(self.items) < self.maxsize:
+            self._writable.set()
+        return item
+
+
+class CallOutcome(msgspec.Struct, frozen=True):
+    """How one model call ended."""
+
+    #: The tool calls it asked for, in index order; empty when it answered.
+    calls: list[ToolCall]
+    finish_reason: str | None
+    usage: UsageChunk | None
+
+
+class ModelCall:
+    """One call to the model, during iteration ``iteration`` of a turn: ``batches()`` streams it,
+    then ``outcome`` says how it ended."""
+
+    def __init__(self, llm: LLM, body: bytes, iteration: int, commit: GroupCommit, queue_size: int) -> None:
+        self.llm = llm
+        self.body = body
+        self.iteration = iteration
+        self.commit = commit
+        self.queue_size = queue_size
+        self._outcome: CallOutcome | None = None
+
+    @property
+    def outcome(self) -> CallOutcome:
+        """How the call ended; there once ``batches()`` is exhausted."""
+        assert self._outcome is not None, "the model call has not ended"
+        return self._outcome
+
+    async def batches(self) -> AsyncIterator[list[Recorded]]:
+        """Yields lists of committed events while the model streams, the last one when the
+        stream has ended and everything it recorded has committed."""
+        pipe = _Pipe(self.queue_size)
+        producer = asyncio.ensure_future(self._produce(pipe))
+        items = pipe.items
+        iteration = self.iteration
+        calls: dict[int, _Call] = {}
+        finish: str | None = None
+        usage: UsageChunk | None = None
+        commit = self.commit
+        record = commit.record
+        flush_events = commit.flush_events
+        loop_time = commit.loop.time
+        try:
+            while True:
+                if not items:
+                    if commit.inflight is not None:
+                        # Nothing to read: show what has committed before waiting for more.
+                        yield await commit.finish()
+                        continue
+                    if commit.buffer:
+                        timeout = commit.deadline - loop_time()
+                        if timeout <= 0:
+                            yield await commit.rotate()
+                            continue
+                        try:
+                            await asyncio.wait_for(pipe.readable(), timeout)
+                        except TimeoutError:
+                            yield await commit.rotate()
+                            continue
+                    else:
+                        await pipe.readable()
+                item = pipe.get()
+                cls = type(item)
+                if cls is TextChunk:
+                    if item.text:
+                        record(TextDelta(iteration, item.text))
+                elif cls is ReasoningChunk:
+                    if item.text:
+                        record(ReasoningDelta(iteration, item.text))
+                elif cls is ToolCallChunk:
+                    _merge_call(calls, item)
+                elif cls is UsageChunk:
+                    usage = item
+                elif cls is FinishChunk:
+                    finish = item.reason
+                elif cls is ErrorChunk:
+                    raise TurnFailure("llm_error", item.message)
+                elif item is _END:
+                    break
+                elif isinstance(item, LLMError):
+                    raise TurnFailure("llm_error", str(item))
+                elif isinstance(item, BaseException):
+                    raise TurnFailure("internal", f"the model adapter raised {type(item).__name__}: {item}")
+                if len(commit.buffer) >= flush_events or (commit.buffer and loop_time() >= commit.deadline):
+                    yield await commit.rotate()
+            yield await commit.finish()
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+        self._outcome = CallOutcome(_finish_calls(calls, iteration), finish, usage)
+
+    async def _produce(self, pipe: _Pipe) -> None:
+        stream = self.llm.stream(self.body)
+        items = pipe.items
+        limit = pipe.maxsize
+        wake = pipe.wake
+        try:
+            async for chunk in stream:
+                if len(items) < limit:
+                    items.append(chunk)
+                    wake()
+                else:
+                    await pipe.put(chunk)
+            await pipe.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await pipe.put(exc)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class _Call:
+    """One tool call being assembled from its fragments."""
+
+    __slots__ = ("args", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.args: list[str] = []
+
+
+def _merge_call(calls: dict[int, _Call], chunk: ToolCallChunk) -> None:
+    call = calls.get(chunk.index)
+    if call is None:
+        call = calls[chunk.index] = _Call()
+    if chunk.id and not call.id:
+        call.id = chunk.id
+    name = chunk.name
+    if name and name != call.name:
+        # Providers that repeat the name in every fragment must not double it (a seed bug);
+        # one that sends it cumulatively replaces it; one that splits it appends.
+        call.name = name if (not call.name or name.startswith(call.name)) else call.name + name
+    if chunk.arguments:
+        call.args.append(chunk.arguments)
+
+
+def _finish_calls(calls: dict[int, _Call], iteration: int) -> list[ToolCall]:
+    out: list[ToolCall] = []
+    seen: set[str] = set()
+    for index in sorted(calls):
+        c = calls[index]
+        call_id = c.id or f"call_{iteration}_{index}"
+        if call_id in seen:  # a provider that reuses ids: keep them unique within the request
+            call_id = f"{call_id}_{index}"
+        seen.add(call_id)
+        out.append(ToolCall(call_id, c.name, "".join(c.args)))
+    return out
