@@ -1,13 +1,26 @@
 """turnlog.adapters.server: the HTTP service (Starlette; the ``server`` extra).
 
 ``TurnService`` runs and recovers turns over a store; ``create_app`` wraps it as an ASGI app with
-resumable SSE streams; ``TokenAuth`` and ``open_access`` turn a request's bearer token into a
-``Principal``; ``ServerConfig`` holds every limit.
+resumable SSE streams; ``TokenAuth`` and ``open_access`` (or any ``Authenticator``) turn a
+request's bearer token into a ``Principal``; ``ServerConfig`` holds every limit; ``ERROR_STATUS``
+maps each error ``code`` to the HTTP status the service answers with.
+
+The modules, one concept each: ``_app`` (routes), ``_service`` (engines and the turns this
+process runs), ``_frames`` (SSE), ``_tenancy`` (who sees which conversation), ``_recovery``
+(turns left live by a crash), ``_rows`` (message rows), ``_auth``, ``_bodies``, ``_errors``,
+``_config``.
 """
 
-from ._app import NewConversation, NewTurn, Principal, ServerConfig, TokenAuth, TurnService, create_app, open_access
+from ._app import create_app
+from ._auth import Authenticator, Principal, TokenAuth, open_access
+from ._bodies import NewConversation, NewTurn
+from ._config import ServerConfig
+from ._errors import ERROR_STATUS
+from ._service import TurnService
 
 __all__ = [
+    "ERROR_STATUS",
+    "Authenticator",
     "NewConversation",
     "NewTurn",
     "Principal",
@@ -17,3 +30,23 @@ __all__ = [
     "create_app",
     "open_access",
 ]
+
+
+def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
+    """Exported classes and functions report this package as their ``__module__`` (as httpx's
+    do), so reprs, tracebacks and docs name the public path, never a private module. msgspec
+    resolves a Struct's string annotations in its module's namespace on first use, so each Struct
+    is resolved (and cached) before it is renamed."""
+    import inspect
+
+    import msgspec
+
+    for name in names:
+        obj = namespace[name]
+        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct):
+            msgspec.json.Decoder(obj)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            obj.__module__ = module
+
+
+_claim_exports(globals(), __all__, __name__)

@@ -1,0 +1,24 @@
+"""Every limit of the HTTP service, in one place (``turnlog serve`` flags map onto it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    #: Largest request body accepted (413 above it).
+    max_body: int = 1 << 20
+    #: Seconds of silence after which an SSE stream sends a ``: keep-alive`` comment.
+    heartbeat: float = 15.0
+    #: The ``retry:`` hint sent first on every SSE stream (milliseconds).
+    retry_ms: int = 2000
+    #: Turns whose newest event is older than this are recovered as interrupted (see
+    #: ``_recovery``); 0 recovers every live turn at start and disables the periodic sweep.
+    recover_grace: float = 60.0
+    #: On shutdown, running turns get this long to end before they are cancelled (recorded as
+    #: TurnFailed(cancelled), partial output kept).
+    shutdown_grace: float = 10.0
+    #: Conversations whose settings (first event: tenant, provider) are kept in memory; that
+    #: event never changes, so the cache needs no invalidation.
+    conversation_cache: int = 100_000

@@ -1,0 +1,111 @@
+"""SSE framing: every stream the service sends is a projection of the log.
+
+- **Durable before visible.** Frames are read from the log after commit, never passed along from
+  the turn that writes them: a client sees nothing that a crash could take back, and a reader on
+  this server, a resumed one or one on another server over the same log all take the same path.
+- **``id:`` is the event's version**, so resuming after id N (``Last-Event-ID`` or ``?after=``)
+  yields exactly the frames a full replay has after N.
+- **Replays are checked** by the state machine (``ConversationFold``) on the way out: a server
+  never serves a forged log. A log that cannot be folded ends the stream without a terminal
+  frame (the headers are gone), so the client knows it did not get the whole turn.
+- **Writes are batched**: a replay is sent in writes of about 64 KiB, and a live stream in one
+  write per committed batch (a 256-delta batch is one send, not 256). A silent stream sends a
+  ``: keep-alive`` comment every ``heartbeat`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from turnlog.engine import ConversationFold, EventLog, Recorded, ReplayError, TurnFailed, TurnFinalized, TurnStarted
+from turnlog.projections import Mode, SseProjector
+
+logger = logging.getLogger("turnlog.server")
+
+#: The headers of every SSE response (no caching, no proxy buffering).
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+#: Replayed frames are sent in writes of about this many bytes, not one write per frame.
+REPLAY_WRITE = 64 * 1024
+_TERMINAL = (TurnFinalized, TurnFailed)
+
+
+class Frames:
+    """The SSE bytes of a conversation (replay, then follow) and of one turn (follow)."""
+
+    def __init__(self, log: EventLog, *, heartbeat: float, retry_ms: int) -> None:
+        self._log = log
+        self._heartbeat = heartbeat
+        self._retry = b"retry: %d\n\n" % retry_ms
+
+    async def conversation(self, conversation_id: str, after: int, mode: Mode) -> AsyncIterator[bytes]:
+        """The conversation's frames after version ``after``: replayed (and checked by the state
+        machine), then followed live until the running turn ends. Ends at once when no turn runs."""
+        yield self._retry
+        projector = SseProjector(mode)
+        fold = ConversationFold()
+        live = False
+        buffer: list[bytes] = []
+        size = 0
+        try:
+            async for rec in self._log.iter_stream(conversation_id):
+                fold.apply(rec)
+                frame = projector.frame(rec)
+                if frame is not None and rec.version > after:
+                    buffer.append(frame)
+                    size += len(frame)
+                    if size >= REPLAY_WRITE:
+                        yield b"".join(buffer)
+                        buffer, size = [], 0
+                live = type(rec.event) is TurnStarted or (live and type(rec.event) not in _TERMINAL)
+            if buffer:
+                yield b"".join(buffer)
+            if live:
+                async for chunk in self._follow(conversation_id, fold.version, projector, fold, after):
+                    yield chunk
+        except ReplayError as exc:
+            # The headers are gone: the stream can only end. It ends without a terminal frame,
+            # so the client knows it did not get the whole turn; the operator gets the reason.
+            logger.error("conversation %s cannot be replayed: %s", conversation_id, exc)
+
+    async def turn(self, started: Recorded, mode: Mode) -> AsyncIterator[bytes]:
+        """The frames of one turn from its start, live, until it ends."""
+        yield self._retry
+        projector = SseProjector(mode)
+        projector.frame(started)
+        async for chunk in self._follow(started.stream_id, started.version, projector, None, started.version):
+            yield chunk
+
+    async def _follow(
+        self,
+        conversation_id: str,
+        start: int,
+        projector: SseProjector,
+        fold: ConversationFold | None,
+        after: int,
+    ) -> AsyncIterator[bytes]:
+        """Follow the log from version ``start``; frames of versions up to ``after`` are folded, not sent."""
+        frame = projector.frame
+        # aclosing: the follower is released the moment the turn ends or the client goes.
+        async with contextlib.aclosing(self._log.follow(conversation_id, start, idle=self._heartbeat)) as pages:
+            async for page in pages:
+                if not page:
+                    yield b": keep-alive\n\n"
+                    continue
+                out = []
+                end = False
+                for rec in page:
+                    if fold is not None:
+                        fold.apply(rec)
+                    f = frame(rec)
+                    if f is not None and rec.version > after:
+                        out.append(f)
+                    if type(rec.event) in _TERMINAL:
+                        end = True
+                        break
+                # One write per committed batch: a 256-delta batch is one send, not 256.
+                if out:
+                    yield b"".join(out)
+                if end:
+                    return
