@@ -1,3 +1,5 @@
+"""``python -m turnlog.adapters.cli``: the ``turnlog`` command."""
+
 import sys
 
 from ._main import main

@@ -5,13 +5,13 @@
 
 ``upgrade`` is the only thing that creates or alters a PostgreSQL schema (app servers never do it
 on their own); on an embedded SQLite file ``turnlog demo`` and the library create an empty one.
+``current`` exits 3 when the schema is not this build's, so deploy scripts can gate on it.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from turnlog.adapters.stores import (
     HEAD_REVISION,
@@ -24,7 +24,7 @@ from turnlog.adapters.stores import (
 )
 from turnlog.engine import StoreUnavailable
 
-DEFAULT_DB = "turnlog.db"
+from ._common import Subparsers, add_command, out
 
 
 def _where(db: str) -> str:
@@ -41,9 +41,9 @@ async def cmd_upgrade(args: argparse.Namespace) -> int:
     before, after = await upgrade(args.db)
     where = _where(args.db)
     if before == after:
-        print(f"{where}: already at revision {after} (current)")
+        out(f"{where}: already at revision {after} (current)\n")
     else:
-        print(f"{where}: upgraded from revision {before or 'none'} to {after}")
+        out(f"{where}: upgraded from revision {before or 'none'} to {after}\n")
     return 0
 
 
@@ -52,25 +52,20 @@ async def cmd_current(args: argparse.Namespace) -> int:
     rev = await current_revision(args.db)
     where = _where(args.db)
     if rev == HEAD_REVISION:
-        print(f"{where}: revision {rev} (current)")
+        out(f"{where}: revision {rev} (current)\n")
         return 0
     if rev is None:
-        print(f"{where}: no revision (empty, or made before migrations): run `{upgrade_command(where)}`")
+        out(f"{where}: no revision (empty, or made before migrations): run `{upgrade_command(where)}`\n")
     elif rev not in known_revisions():
-        print(f"{where}: revision {rev}, newer than this turnlog knows ({HEAD_REVISION}): upgrade turnlog")
+        out(f"{where}: revision {rev}, newer than this turnlog knows ({HEAD_REVISION}): upgrade turnlog\n")
     else:
-        print(f"{where}: revision {rev}, this turnlog needs {HEAD_REVISION}: run `{upgrade_command(where)}`")
+        out(f"{where}: revision {rev}, this turnlog needs {HEAD_REVISION}: run `{upgrade_command(where)}`\n")
     # Non-zero so deploy scripts can gate on "is the schema current?".
     return 3
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     db = subparsers.add_parser("db", help="create or upgrade the database schema (Alembic migrations)")
-    sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    for name, fn, help_ in (
-        ("upgrade", cmd_upgrade, "create the tables, or migrate them to this turnlog's revision"),
-        ("current", cmd_current, "print the schema revision; exit 3 if it is not this turnlog's"),
-    ):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
-        p.set_defaults(handler=fn)
+    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    add_command(actions, "upgrade", cmd_upgrade, "create the tables, or migrate them to this turnlog's revision")
+    add_command(actions, "current", cmd_current, "print the schema revision; exit 3 if it is not this turnlog's")

@@ -1,7 +1,13 @@
 """``turnlog demo``: a scripted two-turn conversation, streamed live, replayed, stored and verified.
 
+    turnlog demo [--db PATH] [--mode full|delta] [--llm scripted|openai]
+
 Turn 1 thinks, calls two tools in parallel (arguments split across chunks), then answers.
-Turn 2 is a plain answer that the model writes with turn 1 in its history.
+Turn 2 is a plain answer that the model writes with turn 1 in its history. ``--llm openai`` asks
+a real model instead of the script (OPENAI_BASE_URL / OPENAI_API_KEY / TURNLOG_MODEL).
+
+The demo tools (``demo_tools``: ``get_weather`` for two cities) are also what ``turnlog serve``
+offers when it is given no ``--tools``.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from turnlog.adapters.llm import ScriptedLLM
-from turnlog.engine import EventLog, ToolRegistry, TurnEngine, TurnRequest, replay, verify
-from turnlog.projections import MessageStore, project, stream_sse
+from turnlog.adapters.llm import OpenAILLM, ProviderConfig, ScriptedLLM
+from turnlog.adapters.stores import open_store
+from turnlog.engine import LLM, ToolRegistry, TurnEngine, TurnRequest, replay, verify
+from turnlog.projections import project, stream_sse
+
+from ._common import Subparsers, add_command, add_mode, out
 
 DEMO_SCRIPT: list[list[dict[str, Any]]] = [
     [
@@ -38,6 +46,8 @@ WEATHER = {"Paris": {"temp_c": 18, "sky": "cloudy"}, "Tokyo": {"temp_c": 24, "sk
 
 
 def demo_tools() -> ToolRegistry:
+    """``get_weather(city)``, with a station in Paris and Tokyo: the demo's tools, and
+    ``turnlog serve``'s when it is given no ``--tools``."""
     tools = ToolRegistry()
 
     async def get_weather(city: str) -> dict[str, Any]:
@@ -54,16 +64,11 @@ def demo_tools() -> ToolRegistry:
     return tools
 
 
-async def run_demo(
-    args: argparse.Namespace,
-    open_store: Callable[..., Awaitable[tuple[EventLog, MessageStore]]],
-    out: Callable[[str | bytes], None],
-) -> int:
-    if getattr(args, "llm", "scripted") == "openai":
-        from ._llm import openai_from_env
-
-        llm: Any = openai_from_env()
-        model = llm.config.model
+async def cmd_demo(args: argparse.Namespace) -> int:
+    llm: LLM
+    if args.llm == "openai":
+        config = ProviderConfig.from_env()  # before opening the store: a config error leaves nothing open
+        llm, model = OpenAILLM(config), config.model
     else:
         llm, model = ScriptedLLM(DEMO_SCRIPT), "demo-model"
     log, messages = await open_store(args.db)
@@ -100,3 +105,14 @@ async def run_demo(
         out(f"\n=== verify: {'ok, hash chain intact' if report.ok else 'BROKEN'} ({report.events} events)\n")
         out(f"\nTry: turnlog replay {conv} --db {args.db} --format transcript\n")
         return 0 if same and report.ok else 1
+
+
+def register(subparsers: Subparsers) -> None:
+    p = add_command(subparsers, "demo", cmd_demo, "run a scripted two-turn conversation, replay it and verify it")
+    add_mode(p)
+    p.add_argument(
+        "--llm",
+        choices=("scripted", "openai"),
+        default="scripted",
+        help="openai: OPENAI_BASE_URL/_API_KEY, TURNLOG_MODEL",
+    )

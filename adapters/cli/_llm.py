@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from turnlog.adapters.llm import OpenAILLM, ProviderConfig, RecordedLLM
 from turnlog.adapters.stores import open_store
@@ -29,23 +28,16 @@ from turnlog.engine import (
     TurnEngine,
     TurnFailed,
     TurnFinalized,
-    TurnlogError,
     TurnRequest,
 )
 from turnlog.projections import stream_sse
 
-
-def openai_from_env() -> OpenAILLM:
-    """The client ``chat`` and ``demo --llm openai`` use (settings from the environment)."""
-    return OpenAILLM(ProviderConfig.from_env())
-
+from ._common import Subparsers, add_command, add_mode, out, unknown_conversation
 
 # -- play ---------------------------------------------------------------------------------------
 
 
 async def cmd_play(args: argparse.Namespace) -> int:
-    from ._main import out
-
     log, messages = await open_store(args.db)
     async with log, RecordedLLM(args.recordings, seed=args.seed) as llm:
         # No tools are registered: a call the recording makes gets an "unknown tool" result with
@@ -111,8 +103,6 @@ class ChatRenderer:
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
-    from ._main import out
-
     config = ProviderConfig.from_env()  # before opening the store: a config error leaves nothing open
     log, messages = await open_store(args.db)
     async with log, OpenAILLM(config) as llm:
@@ -121,7 +111,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         if conv is None:
             conv = await engine.create_conversation(system_prompt=args.system, model=config.model)
         elif await log.last(conv) is None:
-            raise TurnlogError(f"unknown conversation {conv!r} in {args.db}")
+            raise unknown_conversation(conv, args.db)
         out(f"conversation {conv} in {args.db} with {config.name} model {config.model} (empty line or EOF ends)\n")
         render = ChatRenderer(sys.stdout)
         interactive = sys.stdin.isatty()
@@ -136,23 +126,25 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    def add(name: str, fn: Callable[[argparse.Namespace], Awaitable[int]], help_: str) -> argparse.ArgumentParser:
-        from ._main import DEFAULT_DB
-
-        p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
-        p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
-        p.set_defaults(handler=fn)
-        return p
-
-    p = add("chat", cmd_chat, "chat with an OpenAI-compatible model (OPENAI_BASE_URL, OPENAI_API_KEY, TURNLOG_MODEL)")
+def register(subparsers: Subparsers) -> None:
+    p = add_command(
+        subparsers,
+        "chat",
+        cmd_chat,
+        "chat with an OpenAI-compatible model (OPENAI_BASE_URL, OPENAI_API_KEY, TURNLOG_MODEL)",
+    )
     p.add_argument("--conversation", help="continue this conversation instead of starting one")
     p.add_argument("--system", help="system prompt of a new conversation")
     p.add_argument("--thinking", action="store_true", help="ask the model to think (the provider's switch)")
 
-    p = add("play", cmd_play, "run one turn answered by recorded provider streams (.sse) and print its SSE frames")
+    p = add_command(
+        subparsers,
+        "play",
+        cmd_play,
+        "run one turn answered by recorded provider streams (.sse) and print its SSE frames",
+    )
     p.add_argument("recordings", nargs="+", metavar="RECORDING.sse", help="one per model call, in order")
-    p.add_argument("--mode", choices=("full", "delta"), default="delta")
+    add_mode(p)
     p.add_argument("--message", default="(replaying a recorded stream)", help="the user message of the turn")
     p.add_argument("--model", default="recorded-model", help="model name recorded in the log")
     p.add_argument("--seed", type=int, default=0, help="seed of the random piece sizes the server sends")

@@ -1,11 +1,14 @@
-"""``turnlog serve`` and ``turnlog recover``.
+"""``turnlog serve`` and ``turnlog recover``: the HTTP service over a log, and ending the turns a
+crashed one left live.
 
     turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--llm scripted|openai]
                   [--tokens FILE] [--tools MODULE:NAME] [--recover-grace SECONDS] ...
     turnlog recover [--db PATH|URL] [--older-than SECONDS]
 
-``serve`` needs the ``server`` extra (Starlette, uvicorn). It recovers interrupted turns before it
-accepts a request (see adapters/server.py for the grace period on several servers).
+``serve`` needs the ``server`` extra (Starlette, uvicorn), imported when ``serve`` runs: without it
+every other command works and ``serve`` says what to install. It recovers interrupted turns before
+it accepts a request (see ``turnlog.adapters.server`` for the grace period on several servers).
+Without ``--tools`` it offers the demo's tools.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ import importlib
 import logging
 from typing import Any
 
+from turnlog.adapters.llm import EchoLLM, OpenAILLM, ProviderConfig
 from turnlog.adapters.stores import open_store
-from turnlog.engine import ConfigError
+from turnlog.engine import LLM, ConfigError, ToolRegistry, recover
+
+from ._common import Subparsers, add_command, out
+from ._demo import demo_tools
 
 
-def _load_tools(spec: str | None) -> Any:
-    from turnlog.engine import ToolRegistry
-
+def _load_tools(spec: str | None) -> ToolRegistry:
     if spec is None:
-        from ._demo import demo_tools
-
         return demo_tools()
     module_name, _, attr = spec.partition(":")
     if not attr:
@@ -39,18 +42,14 @@ def _load_tools(spec: str | None) -> Any:
     return tools
 
 
-def _llm(args: argparse.Namespace) -> Any:
+def _model(args: argparse.Namespace) -> LLM:
     if args.llm == "openai":
-        from ._llm import openai_from_env
-
-        return openai_from_env()
-    from turnlog.adapters.llm import EchoLLM
-
+        return OpenAILLM(ProviderConfig.from_env())
     return EchoLLM(delay=args.echo_delay)
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    try:
+    try:  # the server extra: optional, so imported here and not with the module
         import uvicorn
         from turnlog.adapters.server import ServerConfig, TokenAuth, TurnService, create_app, open_access
     except ImportError as exc:
@@ -66,7 +65,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     else:
         logging.getLogger("turnlog.server").warning("no --tokens: every caller is one tenant with level 1")
     tools = _load_tools(args.tools)
-    llm = _llm(args)
+    llm = _model(args)
     config = ServerConfig(
         heartbeat=args.heartbeat,
         recover_grace=args.recover_grace,
@@ -97,10 +96,6 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def cmd_recover(args: argparse.Namespace) -> int:
-    from turnlog.engine import recover
-
-    from ._main import out
-
     log, messages = await open_store(args.db, create=False)
     async with log:
         done = await recover(log, older_than=args.older_than, messages=messages)
@@ -110,11 +105,8 @@ async def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    from ._main import DEFAULT_DB
-
-    p = sub.add_parser("serve", help="run the HTTP service (needs the server extra)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
+def register(subparsers: Subparsers) -> None:
+    p = add_command(subparsers, "serve", cmd_serve, "run the HTTP service (needs the server extra)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
@@ -136,9 +128,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
     p.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running turns get at shutdown")
-    p.set_defaults(handler=cmd_serve)
 
-    p = sub.add_parser("recover", help="end every turn a crash left live as failed (interrupted)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default {DEFAULT_DB})")
+    p = add_command(subparsers, "recover", cmd_recover, "end every turn a crash left live as failed (interrupted)")
     p.add_argument("--older-than", type=float, default=0.0, help="spare turns whose newest event is younger (seconds)")
-    p.set_defaults(handler=cmd_recover)
