@@ -15,11 +15,12 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import pytest
-from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog, SqlMessageStore, parse_pg_url, upgrade
+from turnlog.adapters.stores import SqlMessageStore, open_store, parse_pg_url, upgrade
 from turnlog.engine import EventLog, InMemoryEventLog
 from turnlog.projections import MemoryMessageStore, MessageStore
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class Store:
+class StoreUnderTest:
     name: str
     log: EventLog
     messages: MessageStore
@@ -103,25 +104,20 @@ def pg_schema_url(pg_empty_schema_url: str) -> str:
     return pg_empty_schema_url
 
 
-async def open_log(kind: str, tmp_path, request: pytest.FixtureRequest) -> EventLog:
-    """A fresh log of one kind (``postgres`` takes a fresh schema from ``pg_schema_url``)."""
-    if kind == "memory":
-        return InMemoryEventLog()
-    if kind == "sqlite":
-        return await SqliteEventLog.open(tmp_path / f"turnlog-{uuid.uuid4().hex[:8]}.db")
-    return await PostgresEventLog.open(request.getfixturevalue("pg_schema_url"))
-
-
 def _store_params() -> list:
     return [pytest.param(k, marks=pytest.mark.postgres) if k == "postgres" else k for k in STORES]
 
 
 @pytest.fixture(params=_store_params())
-async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
-    log = await open_log(request.param, tmp_path, request)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreUnderTest]:
+    """An event log and its message rows, of each kind: SQLite and PostgreSQL come from
+    ``open_store`` (as the CLI and the server open them), memory is the reference pair."""
+    if request.param == "memory":
+        log, messages = InMemoryEventLog(), MemoryMessageStore()
+    else:
+        db = tmp_path / "turnlog.db" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+        log, messages = await open_store(db)
     try:
-        engine = getattr(log, "writer", None) or getattr(log, "engine", None)
-        messages = SqlMessageStore(engine) if engine is not None else MemoryMessageStore()
-        yield Store(request.param, log, messages)
+        yield StoreUnderTest(request.param, log, messages)
     finally:
         await log.close()

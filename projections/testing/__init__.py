@@ -1,1 +1,59 @@
-"""Contract suite for message-row stores."""
+"""turnlog.projections.testing: the row store's contract as a test suite that ships with the
+package. A ``MessageStore`` is done when it passes::
+
+    from turnlog.projections.testing import MessageStoreContract
+
+    class TestMyRows(MessageStoreContract):
+        async def open_rows(self):
+            return InMemoryEventLog(), MyRows(...)
+
+``open_rows`` gives a fresh event log and an empty row store for each test, as ``(log,
+messages)``: the port methods (``history``, ``catch_up``) read that log, and the engine runs turns
+on it with the rows as its ``Messages`` port. Rows kept beside the log come from one factory::
+
+        async def open_rows(self):
+            return await open_store(self.tmp_path / "rows.db")  # turnlog.adapters.stores
+
+The log is closed after each test; ``self.tmp_path`` is the test's temporary directory. The
+tests are marked for pytest-asyncio and run in its strict mode too.
+"""
+
+from pytest import register_assert_rewrite as _register_assert_rewrite
+
+# Failing asserts in the contract show their values (pytest rewrites them): registered before the
+# modules are imported, as pytest's docs ask of a plugin's helper modules.
+_register_assert_rewrite(
+    "turnlog.projections.testing._support",
+    "turnlog.projections.testing._rows_contract",
+    "turnlog.projections.testing._port_contract",
+)
+
+from ._port_contract import PortContract as _PortContract  # noqa: E402
+from ._rows_contract import RowsContract as _RowsContract  # noqa: E402
+
+
+class MessageStoreContract(_RowsContract, _PortContract):
+    """Every promise of ``turnlog.projections.MessageStore``, one test method each: upsert by
+    id, rows in ``seq`` order per conversation, every field round-tripped, ``applied_version``,
+    ``clear``, ``live_conversations``; and as the engine's ``Messages`` port: ``sink`` saves a
+    batch's rows before it returns, ``catch_up`` and ``history`` bring rows that fell behind up to
+    the log, and ``history`` equals the history the engine folds from the log itself
+    (``turnlog.engine.LogHistory``) after turns that end every way. Subclass it as ``Test...`` and
+    define ``open_rows``."""
+
+
+__all__ = ["MessageStoreContract"]
+
+
+def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
+    """Exported classes and functions report this package as their ``__module__``, so reprs,
+    tracebacks and docs name the public path, never a private module."""
+    import inspect
+
+    for name in names:
+        obj = namespace[name]
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            obj.__module__ = module
+
+
+_claim_exports(globals(), __all__, __name__)

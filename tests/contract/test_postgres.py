@@ -26,10 +26,8 @@ from turnlog.engine import (
     replay,
     verify,
 )
+from turnlog.engine.testing import RECORDED_AT, deltas, take
 from turnlog.projections import MessageRow
-
-from .conftest import RECORDED_AT, deltas
-from .test_subscribe import take
 
 pytestmark = pytest.mark.postgres
 

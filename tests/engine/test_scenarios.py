@@ -1,7 +1,10 @@
-"""The scenarios of issue 3, each on the in-memory and the SQLite log.
+"""The scenarios of issue 3, each on every store (memory, SQLite, PostgreSQL).
 
 Every scenario checks the two invariants (live frames == replayed frames, byte for byte; live rows
-== rebuilt rows), snapshots the transcript, and for failures that the partial output is kept.
+== rebuilt rows), checks the transcript against its snapshot, and for failures that the partial
+output is kept. A scenario's transcript does not depend on the store: one snapshot per scenario
+(``__snapshots__/test_scenarios/test_scenario[<scenario>].txt``), checked on every store, and a
+test that every store gives the memory log's transcript.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from turnlog.adapters.llm import ScriptedLLM
 from turnlog.engine import (
     EngineConfig,
     FixedClock,
+    InMemoryEventLog,
     Recorded,
     SequentialIds,
     ToolRegistry,
@@ -25,7 +29,8 @@ from turnlog.engine import (
     replay,
     verify,
 )
-from turnlog.projections import project, rebuild, render, stream_sse
+from turnlog.projections import MemoryMessageStore, project, rebuild, render, stream_sse
+from turnlog.projections._snapshot import TranscriptExtension
 
 
 def make_tools() -> ToolRegistry:
@@ -148,11 +153,27 @@ def assistant_content(rows) -> dict[str, Any]:
     return json.loads(rows[-1].content)
 
 
+class ScenarioTranscript(TranscriptExtension):
+    """One transcript snapshot per scenario, whatever the store: ``test_scenario[<scenario>].txt``,
+    named by ``scenario_snapshot(name=<scenario>)``, not by the test id (which names the store)."""
+
+    @classmethod
+    def get_snapshot_name(cls, *, test_location: Any, index: Any = 0) -> str:
+        if not isinstance(index, str):
+            raise TypeError("name the scenario: `== scenario_snapshot(name=...)`")
+        return f"{test_location.methodname}[{index}]"
+
+
+@pytest.fixture
+def scenario_snapshot(transcript_snapshot: Any) -> Any:
+    return transcript_snapshot.use_extension(ScenarioTranscript)
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
-async def test_scenario(store, name: str, transcript_snapshot) -> None:
+async def test_scenario(store, name: str, scenario_snapshot) -> None:
     _, conv, live, _ = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
     events = await check_invariants(store, conv, live)
-    assert render(events) == transcript_snapshot
+    assert render(events) == scenario_snapshot(name=name)
     rows = await store.messages.rows(conv)
     assert [r.role for r in rows] == ["user", "assistant"]
     terminal = events[-1].event
@@ -168,6 +189,20 @@ async def test_scenario(store, name: str, transcript_snapshot) -> None:
         done = json.loads(live[-1].split(b"data: ", 1)[1])
         assert done["message_id"] == rows[-1].id  # the seed sent a fresh random id here
         assert rows[-1].status == "finalized"
+
+
+async def transcript(store, name: str) -> str:
+    _, conv, _, _ = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
+    return render([rec async for rec in replay(store.log, conv)])
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_every_store_gives_the_memory_logs_transcript(store, name: str) -> None:
+    # Independent of the snapshot file: with --snapshot-update, two stores that disagree would
+    # each rewrite the one snapshot and both pass; this still fails.
+    reference = type(store)("memory", InMemoryEventLog(), MemoryMessageStore())
+    assert await transcript(store, name) == await transcript(reference, name)
 
 
 async def test_llm_error_keeps_partial_output(store) -> None:
