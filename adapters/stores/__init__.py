@@ -28,3 +28,23 @@ __all__ = [
     "upgrade",
     "upgrade_command",
 ]
+
+
+def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
+    """Exported classes and functions report this package as their ``__module__`` (as httpx's
+    do), so reprs, tracebacks and docs name the public path, never a private module. msgspec
+    resolves a Struct's string annotations in its module's namespace on first use, so each Struct
+    is resolved (and cached) before it is renamed."""
+    import inspect
+
+    import msgspec
+
+    for name in names:
+        obj = namespace[name]
+        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct):
+            msgspec.json.Decoder(obj)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            obj.__module__ = module
+
+
+_claim_exports(globals(), __all__, __name__)

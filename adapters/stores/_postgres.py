@@ -36,7 +36,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -58,6 +57,7 @@ from turnlog.engine import (
 )
 
 from ._migrate import ensure_schema
+from ._pg_listener import Listener
 from ._urls import PgTarget, parse_pg_url
 
 _COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
@@ -113,9 +113,9 @@ class PostgresEventLog(EventLog):
         self._pool = pool
         self._lock_key = lock_key(target.schema)
         self._channel = channel_name(target.schema)
-        self._listener: asyncpg.Connection | None = None
-        self._listener_lock = asyncio.Lock()
-        self._reconnect: asyncio.Task[None] | None = None
+        self._listener = Listener(
+            target, self._channel, self._on_notification, self._wake_all, _UNAVAILABLE, self.poll_interval
+        )
         self._closed = False
 
     @property
@@ -172,14 +172,7 @@ class PostgresEventLog(EventLog):
         if self._closed:
             return
         self._closed = True
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
-                await listener.close(timeout=2)
+        await self._listener.close()
         await self._pool.close()
         await self.engine.dispose()
         # Wake every subscriber: its next read raises LogError instead of waiting forever.
@@ -293,66 +286,21 @@ class PostgresEventLog(EventLog):
     # -- following ----------------------------------------------------------------------------
 
     async def _before_follow(self) -> None:
-        await self._ensure_listener()
+        await self._listener.ensure()
 
     @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up (False: subscribers poll)."""
-        return self._listener is not None and not self._listener.is_closed()
+        return self._listener.listening
 
-    async def _ensure_listener(self) -> None:
-        if self._closed or self.listening or self._reconnect is not None:
-            return
-        async with self._listener_lock:
-            if self._closed or self.listening or self._reconnect is not None:
-                return
-            try:
-                await self._listen()
-            except (*_UNAVAILABLE, asyncpg.PostgresError):
-                # Subscribers poll until the listener is back.
-                self._start_reconnect()
-
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self.target.dsn, server_settings=self.target.server_settings, timeout=5)
-        try:
-            await conn.add_listener(self._channel, self._on_notification)
-        except BaseException:
-            await conn.close()
-            raise
-        conn.add_termination_listener(self._on_listener_lost)
-        self._listener = conn
-
-    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notification(self, payload: str) -> None:
         # "VERSION:STREAM" (migration 0004). A version this process's followers already have is
         # the echo of its own commit, handed over with the batch: no wake-up, no read.
         version, _, stream_id = payload.partition(":")
         if stream_id not in self._appending and int(version) > self._heads.get(stream_id, 0):
             self._notify(stream_id)
 
-    def _on_listener_lost(self, conn: Any) -> None:
-        if self._closed or conn is not self._listener:
-            return
-        self._listener = None
-        self._start_reconnect()
-
-    def _start_reconnect(self) -> None:
-        if self._closed or self._reconnect is not None:
-            return
-        self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
-
-    async def _reconnect_loop(self) -> None:
-        delay = 0.05
-        try:
-            while not self._closed:
-                await asyncio.sleep(delay)
-                try:
-                    await self._listen()
-                except (*_UNAVAILABLE, asyncpg.PostgresError):
-                    delay = min(delay * 2, self.poll_interval)
-                    continue
-                # Whatever was appended while nobody listened: every subscriber re-reads now.
-                for stream_id in list(self._waiters):
-                    self._notify(stream_id)
-                return
-        finally:
-            self._reconnect = None
+    def _wake_all(self) -> None:
+        # Whatever was appended while nobody listened: every subscriber re-reads now.
+        for stream_id in list(self._waiters):
+            self._notify(stream_id)
