@@ -3,6 +3,10 @@ data (and the ``MessageStore`` port they are kept behind), the readable transcri
 SQL row store is ``turnlog.adapters.stores.SqlMessageStore``.
 """
 
+import inspect as _inspect
+
+import msgspec as _msgspec
+
 from ._messages import MessageFold, MessageRow, fold_rows
 from ._rows import MemoryMessageStore, MessageStore, catch_up, history_of, rebuild, row_text
 from ._sse import MODES, Mode, SseProjector, project, stream_sse
@@ -26,22 +30,11 @@ __all__ = [
     "stream_sse",
 ]
 
-
-def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
-    """Exported classes and functions report this package as their ``__module__`` (as httpx's
-    do), so reprs, tracebacks and docs name the public path, never a private module. msgspec
-    resolves a Struct's string annotations in its module's namespace on first use, so each Struct
-    is resolved (and cached) before it is renamed."""
-    import inspect
-
-    import msgspec
-
-    for name in names:
-        obj = namespace[name]
-        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct):
-            msgspec.json.Decoder(obj)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            obj.__module__ = module
-
-
-_claim_exports(globals(), __all__, __name__)
+# Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
+# reprs, tracebacks and docs name the public path. msgspec resolves a Struct's string annotations
+# in its module's namespace on first use: each Struct is resolved (and cached) before the rename.
+for _obj in map(globals().get, __all__):
+    if isinstance(_obj, type) and issubclass(_obj, _msgspec.Struct):
+        _msgspec.json.Decoder(_obj)
+    if isinstance(_obj, type) or _inspect.isfunction(_obj):
+        _obj.__module__ = __name__

@@ -11,6 +11,10 @@ process runs), ``_frames`` (SSE), ``_tenancy`` (who sees which conversation), ``
 ``_config``.
 """
 
+import inspect as _inspect
+
+import msgspec as _msgspec
+
 from ._app import create_app
 from ._auth import Authenticator, Principal, TokenAuth, open_access
 from ._bodies import NewConversation, NewTurn
@@ -31,22 +35,11 @@ __all__ = [
     "open_access",
 ]
 
-
-def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
-    """Exported classes and functions report this package as their ``__module__`` (as httpx's
-    do), so reprs, tracebacks and docs name the public path, never a private module. msgspec
-    resolves a Struct's string annotations in its module's namespace on first use, so each Struct
-    is resolved (and cached) before it is renamed."""
-    import inspect
-
-    import msgspec
-
-    for name in names:
-        obj = namespace[name]
-        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct):
-            msgspec.json.Decoder(obj)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            obj.__module__ = module
-
-
-_claim_exports(globals(), __all__, __name__)
+# Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
+# reprs, tracebacks and docs name the public path. msgspec resolves a Struct's string annotations
+# in its module's namespace on first use: each Struct is resolved (and cached) before the rename.
+for _obj in map(globals().get, __all__):
+    if isinstance(_obj, type) and issubclass(_obj, _msgspec.Struct):
+        _msgspec.json.Decoder(_obj)
+    if isinstance(_obj, type) or _inspect.isfunction(_obj):
+        _obj.__module__ = __name__

@@ -21,6 +21,8 @@ pytest-asyncio and run in its strict mode too.
 ``RECORDED_AT``, ``deltas`` and ``take`` help with tests of one's own beside the contract.
 """
 
+import inspect as _inspect
+
 from pytest import register_assert_rewrite as _register_assert_rewrite
 
 # Failing asserts in the contract show their values (pytest rewrites them): registered before the
@@ -46,16 +48,8 @@ class EventLogContract(_ReadWriteContract, _StorageContract, _FollowContract):
 
 __all__ = ["RECORDED_AT", "EventLogContract", "Instances", "deltas", "take"]
 
-
-def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
-    """Exported classes and functions report this package as their ``__module__``, so reprs,
-    tracebacks and docs name the public path, never a private module."""
-    import inspect
-
-    for name in names:
-        obj = namespace[name]
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            obj.__module__ = module
-
-
-_claim_exports(globals(), __all__, __name__)
+# Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
+# reprs, tracebacks and docs name the public path, never a private module.
+for _obj in map(globals().get, __all__):
+    if isinstance(_obj, type) or _inspect.isfunction(_obj):
+        _obj.__module__ = __name__

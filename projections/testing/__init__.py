@@ -18,6 +18,8 @@ The log is closed after each test; ``self.tmp_path`` is the test's temporary dir
 tests are marked for pytest-asyncio and run in its strict mode too.
 """
 
+import inspect as _inspect
+
 from pytest import register_assert_rewrite as _register_assert_rewrite
 
 # Failing asserts in the contract show their values (pytest rewrites them): registered before the
@@ -44,16 +46,8 @@ class MessageStoreContract(_RowsContract, _PortContract):
 
 __all__ = ["MessageStoreContract"]
 
-
-def _claim_exports(namespace: dict[str, object], names: list[str], module: str) -> None:
-    """Exported classes and functions report this package as their ``__module__``, so reprs,
-    tracebacks and docs name the public path, never a private module."""
-    import inspect
-
-    for name in names:
-        obj = namespace[name]
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            obj.__module__ = module
-
-
-_claim_exports(globals(), __all__, __name__)
+# Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
+# reprs, tracebacks and docs name the public path, never a private module.
+for _obj in map(globals().get, __all__):
+    if isinstance(_obj, type) or _inspect.isfunction(_obj):
+        _obj.__module__ = __name__
