@@ -8,7 +8,7 @@ import inspect as _inspect
 
 import msgspec as _msgspec
 
-from ._audit import Broken, Recovered, RequestCheck, VerifyReport, check_requests, recover, replay, verify
+from ._audit import Recovered, RequestCheck, check_requests, recover, replay
 from ._errors import (
     ConcurrencyError,
     ConfigError,
@@ -68,6 +68,7 @@ from ._ports import Clock, CommitSink, FixedClock, Ids, Messages, SequentialIds,
 from ._request import LogHistory, PriorMessage, PriorTurns, TurnHistory
 from ._runner import EngineConfig, TurnEngine, TurnRequest
 from ._tools import ToolContext, ToolRegistry, ToolResult
+from ._verify import Broken, VerifyReport, verify
 
 __all__ = [
     "GENESIS_HASH",

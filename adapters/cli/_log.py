@@ -1,10 +1,8 @@
-"""``turnlog replay``, ``turnlog verify`` and ``turnlog rebuild``: read an existing log.
+"""``turnlog replay`` and ``turnlog rebuild``: read an existing log.
 
     turnlog replay CONVERSATION [--after VERSION] [--format sse|transcript|events|messages] [--mode full|delta]
         print a conversation from its log: the SSE frames a client got, a transcript, the events
         (one JSON object a line) or the message rows folded from them
-    turnlog verify [CONVERSATION]
-        recompute the hash chain; exit 1 naming the first broken link
     turnlog rebuild
         recompute the message rows from the log
 
@@ -15,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import msgspec
 from turnlog.adapters.stores import open_store
-from turnlog.engine import replay, verify
+from turnlog.engine import replay
 from turnlog.projections import SseProjector, fold_rows, rebuild, render
 
 from ._common import Subparsers, add_command, add_mode, out, unknown_conversation
@@ -51,18 +48,6 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_verify(args: argparse.Namespace) -> int:
-    log, _ = await open_store(args.db, create=False)
-    async with log:
-        report = await verify(log, args.conversation)
-    if report.ok:
-        out(f"ok: {report.streams} conversation(s), {report.events} events, hash chain intact\n")
-        return 0
-    for broken in report.broken:
-        print(f"turnlog: verify: {broken}", file=sys.stderr)
-    return 1
-
-
 async def cmd_rebuild(args: argparse.Namespace) -> int:
     log, messages = await open_store(args.db, create=False)
     async with log:
@@ -77,6 +62,4 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--after", type=int, default=0, metavar="VERSION", help="only what follows this version")
     p.add_argument("--format", choices=("sse", "transcript", "events", "messages"), default="sse")
     add_mode(p)
-    p = add_command(subparsers, "verify", cmd_verify, "recompute the hash chain; exit 1 naming the first broken link")
-    p.add_argument("conversation", nargs="?")
     add_command(subparsers, "rebuild", cmd_rebuild, "recompute the message rows from the log")

@@ -28,6 +28,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ._audit import register as register_audit
 from ._common import Subparsers, run
 from ._db import register as register_db
 from ._demo import register as register_demo
@@ -39,6 +40,7 @@ from ._serve import register as register_serve
 GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     register_demo,
     register_log,
+    register_audit,
     register_db,
     register_serve,
     register_llm,
