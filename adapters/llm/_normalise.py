@@ -31,6 +31,7 @@ Only choice 0 is read (turnlog never asks for ``n > 1``). Per-event work is O(si
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -85,21 +86,30 @@ _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
 
 
-def clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
-    text = " ".join(text.split())
+Redact = Callable[[str], str]
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+def clip(text: str, limit: int = MAX_ERROR_TEXT, redact: Redact = _keep) -> str:
+    """Provider text cut to ``limit`` characters for an error message. Secrets are masked BEFORE
+    the cut (``redact``): masking after it would miss a key the cut splits, leaving its prefix."""
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
-def error_text(error: Any) -> str:
+def error_text(error: Any, redact: Redact = _keep) -> str:
     """The provider's own words from an error payload of any common shape."""
     if isinstance(error, str):
-        return clip(error)
+        return clip(error, redact=redact)
     if isinstance(error, list) and error:
-        return error_text(error[0])
+        return error_text(error[0], redact)
     if isinstance(error, dict):
         inner = error.get("error")
         if inner is not None and inner is not error:
-            text = error_text(inner)
+            text = error_text(inner, redact)
             if text:
                 return text
         code = error.get("code")
@@ -107,19 +117,19 @@ def error_text(error: Any) -> str:
         for key in ("message", "detail", "msg", "error_description", "title"):
             value = error.get(key)
             if isinstance(value, str) and value:
-                return clip(value) + suffix
+                return clip(value, redact=redact) + suffix
             if isinstance(value, (dict, list)) and value:
-                return error_text(value)
+                return error_text(value, redact)
         code = error.get("code") or error.get("type")
         if code is not None:
-            return clip(f"error {code}: {_encode(error).decode()}")
-        return clip(_encode(error).decode())
+            return clip(f"error {code}: {_encode(error).decode()}", redact=redact)
+        return clip(_encode(error).decode(), redact=redact)
     if error is None:
         return ""
-    return clip(str(error))
+    return clip(str(error), redact=redact)
 
 
-def body_error_text(body: bytes) -> str:
+def body_error_text(body: bytes, redact: Redact = _keep) -> str:
     """The provider's message in a non-2xx response body: JSON ``error.message`` / ``message``
     when it is JSON, else the (cut) text itself."""
     text = body.decode("utf-8", "replace").strip()
@@ -128,9 +138,9 @@ def body_error_text(body: bytes) -> str:
     try:
         obj = _decode_any(body)
     except msgspec.DecodeError:
-        return clip(text)
-    found = error_text(obj)
-    return found or clip(text)
+        return clip(text, redact=redact)
+    found = error_text(obj, redact)
+    return found or clip(text, redact=redact)
 
 
 def usage_chunk(raw: Any) -> UsageChunk | None:
@@ -170,9 +180,11 @@ def _details_text(details: Any) -> str:
 class StreamNormalizer:
     """One per model response. Keeps only the tool-call slot table between events."""
 
-    __slots__ = ("_by_id", "_by_index", "_ids", "_last", "_names", "done", "events", "finished")
+    __slots__ = ("_by_id", "_by_index", "_ids", "_last", "_names", "_redact", "done", "events", "finished")
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Redact = _keep) -> None:
+        #: Masks secrets in provider text before it is cut into an error message.
+        self._redact = redact
         #: ``[DONE]`` was seen: nothing more will be read.
         self.done = False
         #: A ``finish_reason`` was seen: the model ended its answer.
@@ -200,11 +212,15 @@ class StreamNormalizer:
                 payload: Any = _decode_any(data)
             except msgspec.DecodeError:
                 payload = data
-            return [ErrorChunk(error_text(payload) or "the provider sent an error event without a message")]
+            return [
+                ErrorChunk(error_text(payload, self._redact) or "the provider sent an error event without a message")
+            ]
         try:
             chunk = _decode_chunk(data)
         except msgspec.DecodeError as exc:
-            raise MalformedStream(f"event {self.events} is not a JSON chunk ({exc}): {clip(data, 200)!r}") from None
+            raise MalformedStream(
+                f"event {self.events} is not a JSON chunk ({exc}): {clip(data, 200, self._redact)!r}"
+            ) from None
         return self._chunk(chunk, "delta")
 
     def completion(self, body: bytes) -> list[LLMChunk]:
@@ -213,14 +229,14 @@ class StreamNormalizer:
             chunk = _decode_chunk(body)
         except msgspec.DecodeError as exc:
             raise MalformedStream(
-                f"the JSON answer is not a chat completion ({exc}): {clip(body.decode('utf-8', 'replace'), 200)!r}"
+                f"the JSON answer is not a chat completion ({exc}): {clip(body.decode('utf-8', 'replace'), 200, self._redact)!r}"
             ) from None
         self.events += 1
         out = self._chunk(chunk, "message")
         self.done = True
         if not out:
             raise MalformedStream(
-                f"the JSON answer has no choices, usage or error: {clip(body.decode('utf-8', 'replace'), 200)!r}"
+                f"the JSON answer has no choices, usage or error: {clip(body.decode('utf-8', 'replace'), 200, self._redact)!r}"
             )
         return out
 
@@ -254,7 +270,9 @@ class StreamNormalizer:
             if u is not None:
                 out.append(u)
         if chunk.error is not None:
-            out.append(ErrorChunk(error_text(chunk.error) or "the provider reported an error without a message"))
+            out.append(
+                ErrorChunk(error_text(chunk.error, self._redact) or "the provider reported an error without a message")
+            )
         return out
 
     def _delta(self, delta: _Delta, out: list[LLMChunk]) -> None:

@@ -171,10 +171,14 @@ class OpenAILLM:
 
     # -- sending, with retries before the first byte --------------------------------------------
 
-    def _error(self, message: str, *, status: int | None = None, retries: int = 0) -> LLMError:
+    def _mask(self, text: str) -> str:
+        """The API key out of provider text. Runs before any text is cut (``clip``), so a key the
+        cut would split is already gone; ``_error`` runs it again over the whole message."""
         key = self.config.api_key()
-        if key and key in message:
-            message = message.replace(key, "***")
+        return text.replace(key, "***") if key and key in text else text
+
+    def _error(self, message: str, *, status: int | None = None, retries: int = 0) -> LLMError:
+        message = self._mask(message)
         return LLMError(f"{self.provider}: {message}", provider=self.provider, status=status, retries=retries)
 
     async def _open(self, body: bytes) -> httpx.Response:
@@ -212,7 +216,7 @@ class OpenAILLM:
             if status < 300:
                 return response
             try:
-                text = body_error_text(await _read_limited(response, MAX_ERROR_BODY))
+                text = body_error_text(await _read_limited(response, MAX_ERROR_BODY), self._mask)
             except httpx.HTTPError as exc:
                 text = f"(the error body could not be read: {type(exc).__name__})"
             finally:
@@ -237,7 +241,7 @@ class OpenAILLM:
             ) from None
         status = response.status_code
         try:
-            chunks = StreamNormalizer().completion(raw)
+            chunks = StreamNormalizer(self._mask).completion(raw)
         except MalformedStream as exc:
             raise self._error(f"HTTP {status}: {exc}", status=status) from None
         for i, chunk in enumerate(chunks):
@@ -259,7 +263,7 @@ class OpenAILLM:
 
     async def _events(self, response: httpx.Response, ctype: str) -> AsyncIterator[LLMChunk]:
         status = response.status_code
-        norm = StreamNormalizer()
+        norm = StreamNormalizer(self._mask)
         reader = SseEvents()
         idle = self.timeouts.idle
         text_pieces = response.aiter_text()
