@@ -63,6 +63,8 @@ class ConversationCreated(Event, tag="conversation_created"):
     thinking: bool = False
     tenant: str = ""
     title: str = ""
+    #: Who created it (the authenticated principal's subject; "" when unauthenticated).
+    subject: str = ""
 
 
 # --- a turn ----------------------------------------------------------------------------------
@@ -81,11 +83,16 @@ class TurnStarted(Event, tag="turn_started"):
     system_prompt: str | None
     max_iterations: int
     permission_level: int = 1
+    #: Who asked: the principal's tenant and subject ("" when the caller is not authenticated).
+    tenant: str = ""
+    subject: str = ""
 
 
 class IterationStarted(Event, tag="iteration_started"):
     iteration: int
     request_sha256: str
+    #: The model named in the request whose digest this is ("" in logs written before it was kept).
+    model: str = ""
 
 
 class ReasoningDelta(Event, tag="reasoning_delta"):

@@ -67,6 +67,11 @@ class LLMRequest(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class LLM(Protocol):
+    """A model provider. Optionally an adapter also has ``model: str``, the model its bodies name
+    when the request names none (``OpenAILLM``: its config's); the engine reads it with
+    ``getattr(llm, "model", "")`` to record the model a turn actually calls. It is not a member
+    of the protocol, so adapters without a default model need not declare it."""
+
     #: Recorded in TurnStarted. Never a secret.
     provider: str
     #: True where the provider rejects a tool-call round trip whose reasoning was dropped

@@ -27,7 +27,7 @@ from ._errors import ConcurrencyError, ConversationExists, ConversationNotFound,
 from ._events import ConversationCreated, NewEvent, Recorded, TurnFailed, TurnFinalized, TurnStarted
 from ._failure import TurnFailure
 from ._llm import LLM
-from ._log import EventLog
+from ._log import ChainCheck, EventLog
 from ._machine import ConversationFold
 from ._ports import Clock, Ids, Messages, SystemClock, UuidIds
 from ._request import LogHistory, TurnHistory
@@ -60,6 +60,9 @@ class TurnRequest(msgspec.Struct, frozen=True):
     user_id: str | None = None
     username: str | None = None
     workspace: str | None = None
+    #: Who acted (the authenticated principal), recorded in ``TurnStarted``.
+    tenant: str = ""
+    subject: str = ""
 
 
 class TurnEngine:
@@ -96,7 +99,10 @@ class TurnEngine:
         thinking: bool = False,
         tenant: str = "",
         title: str = "",
+        subject: str = "",
     ) -> str:
+        """Open a conversation: ``ConversationCreated`` at version 1, recording who created it
+        (``tenant``, ``subject``). Raises ``ConversationExists`` if the id is taken."""
         conv = conversation_id or self.ids.new("conv")
         created = ConversationCreated(
             system_prompt=system_prompt,
@@ -107,6 +113,7 @@ class TurnEngine:
             thinking=thinking,
             tenant=tenant,
             title=title,
+            subject=subject,
         )
         try:
             await self.log.append(conv, [NewEvent(created)], 0, recorded_at=self.clock.now())
@@ -121,6 +128,11 @@ class TurnEngine:
         if type(last.event) not in (ConversationCreated, TurnFinalized, TurnFailed):
             raise TurnInProgress(conv, last.turn_id)
         first = (await self.log.read(conv, 0, 1))[0]
+        # Checked reads: both events' stored bytes hash to their stored hashes, and the first one
+        # starts the chain. The events between are checked where they are read (LogHistory, or
+        # the row store's catch-up); rows already up to date were built from checked reads.
+        ChainCheck.after(last)
+        ChainCheck(conv).check([first])
         created = first.event
         if not isinstance(created, ConversationCreated):
             raise IntegrityError(conv, first.version, "the conversation does not start with ConversationCreated")
@@ -134,7 +146,9 @@ class TurnEngine:
             user_message_id=self.ids.new("msg"),
             assistant_message_id=self.ids.new("msg"),
             provider=self.llm.provider,
-            model=req.model or created.model,
+            # The model the request body names: the turn's, else the conversation's, else the
+            # adapter's default (recorded, so the log never says "" while a default was sent).
+            model=req.model or created.model or getattr(self.llm, "model", "") or "",
             temperature=req.temperature if req.temperature is not None else created.temperature,
             max_tokens=req.max_tokens if req.max_tokens is not None else created.max_tokens,
             thinking=req.thinking if req.thinking is not None else created.thinking,
@@ -142,6 +156,8 @@ class TurnEngine:
             system_prompt=created.system_prompt,
             max_iterations=req.max_iterations or self.config.max_iterations,
             permission_level=req.permission_level,
+            tenant=req.tenant,
+            subject=req.subject,
         )
         history = TurnHistory(prior, started, round_trip_reasoning=self.llm.round_trip_reasoning)
         commit = GroupCommit(

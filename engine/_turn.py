@@ -76,7 +76,7 @@ class TurnRun:
             self.iteration = iteration
             request = self.history.request()
             body = self.llm.render(request)
-            commit.record(IterationStarted(iteration, hashlib.sha256(body).hexdigest()))
+            commit.record(IterationStarted(iteration, hashlib.sha256(body).hexdigest(), request.model))
             for rec in await commit.flush():
                 yield rec
             call = ModelCall(self.llm, body, iteration, commit, self.queue_size)

@@ -3,7 +3,11 @@
 Stable means: ids that a run invents (conversation, turn and message ids) are replaced by their
 order of appearance (``<turn-1>``, ``<msg-2>``), times and tool durations are left out, and each
 iteration's deltas are shown joined with their count. What the model was sent is shown by the
-first 16 hex digits of the request digest; what it answered, verbatim.
+first 16 hex digits of the request digest and, under it, a summary of that request rebuilt from
+the events with the engine's request builder (``PriorTurns``, ``TurnHistory``): the model, the
+system prompt (clipped), the tools offered and the roles of its messages, so a snapshot diff says
+what changed in a request, not only that its digest did. What it answered, verbatim. Who acted
+(tenant and subject) is shown on the conversation and turn lines.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Iterable
 from turnlog.engine import (
     ConversationCreated,
     IterationStarted,
+    LLMRequest,
+    PriorTurns,
     ReasoningDelta,
     Recorded,
     TextDelta,
@@ -22,13 +28,37 @@ from turnlog.engine import (
     ToolResultRecorded,
     TurnFailed,
     TurnFinalized,
+    TurnHistory,
     TurnStarted,
     UsageRecorded,
 )
 
+#: Longest system prompt shown in a request summary (the full one is on the conversation line).
+CLIP = 40
+
 
 def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _actor(tenant: str, subject: str) -> str:
+    return f"tenant={_q(tenant)} subject={_q(subject)}"
+
+
+def _tool_names(tools: list[dict]) -> str:
+    return ",".join(t.get("function", {}).get("name", "?") for t in tools) or "-"
+
+
+def _summary(request: LLMRequest, model: str) -> str:
+    """What a request carried, in one line: enough to see what changed between two runs."""
+    system = next((m.get("content") for m in request.messages if m.get("role") == "system"), None)
+    if isinstance(system, str):
+        system = _q(system if len(system) <= CLIP else system[: CLIP - 1] + "…")
+    roles = ", ".join(str(m.get("role")) for m in request.messages)
+    return (
+        f"    sent: model={model or '-'} system={system or '-'} tools={_tool_names(request.tools)} "
+        f"messages={len(request.messages)} ({roles})"
+    )
 
 
 class _Names:
@@ -50,6 +80,9 @@ def render(events: Iterable[Recorded]) -> str:
     out: list[str] = []
     thinking: list[str] = []
     text: list[str] = []
+    # The request builder, fed every event as the engine feeds it: prior turns, then this turn's.
+    prior = PriorTurns()
+    history: TurnHistory | None = None
 
     def flush_deltas() -> None:
         if thinking:
@@ -61,6 +94,12 @@ def render(events: Iterable[Recorded]) -> str:
 
     for rec in events:
         ev = rec.event
+        if isinstance(ev, TurnStarted):
+            # Round-tripped reasoning changes a message's fields, not its role: not needed here.
+            history = TurnHistory(list(prior.messages), ev, round_trip_reasoning=False)
+        elif history is not None and not isinstance(ev, IterationStarted):
+            history.apply(ev)
+        prior.apply(ev)
         if type(ev) is TextDelta:
             text.append(ev.text)
             continue
@@ -69,12 +108,15 @@ def render(events: Iterable[Recorded]) -> str:
             continue
         flush_deltas()
         if isinstance(ev, ConversationCreated):
-            out.append(f"conversation {names('conv', rec.stream_id)} provider={ev.provider} model={ev.model}")
+            out.append(
+                f"conversation {names('conv', rec.stream_id)} provider={ev.provider} model={ev.model} "
+                f"{_actor(ev.tenant, ev.subject)}"
+            )
             if ev.system_prompt:
                 out.append(f"  system: {_q(ev.system_prompt)}")
         elif isinstance(ev, TurnStarted):
-            tools = ",".join(t.get("function", {}).get("name", "?") for t in ev.tools) or "-"
-            out.append(f"turn {names('turn', rec.turn_id)} v{rec.version}")
+            tools = _tool_names(ev.tools)
+            out.append(f"turn {names('turn', rec.turn_id)} v{rec.version} {_actor(ev.tenant, ev.subject)}")
             out.append(
                 f"  settings: provider={ev.provider} model={ev.model} thinking={'on' if ev.thinking else 'off'} "
                 f"temperature={ev.temperature} max_tokens={ev.max_tokens} max_iterations={ev.max_iterations} "
@@ -85,6 +127,11 @@ def render(events: Iterable[Recorded]) -> str:
             out.append(f"  user {names('msg', ev.user_message_id)}: {_q(ev.user_message)}")
         elif isinstance(ev, IterationStarted):
             out.append(f"  iteration {ev.iteration} request sha256:{ev.request_sha256[:16]}")
+            if history is not None:
+                # Rendered before IterationStarted is applied, as the engine renders it.
+                request = history.request()
+                out.append(_summary(request, ev.model or request.model))
+                history.apply(ev)
         elif isinstance(ev, UsageRecorded):
             out.append(
                 f"    usage: prompt={ev.prompt_tokens} completion={ev.completion_tokens} total={ev.total_tokens}"

@@ -1,7 +1,7 @@
 """The ``turnlog`` command.
 
     turnlog demo [--db PATH] [--mode full|delta] [--llm scripted|openai]
-    turnlog replay CONVERSATION [--after VERSION] [--format sse|transcript|events|messages] [--mode full|delta]
+    turnlog replay CONVERSATION [--after VERSION] [--format sse|transcript|events|messages|requests] [--mode full|delta]
     turnlog verify [CONVERSATION]
     turnlog rebuild
     turnlog db upgrade|current

@@ -135,6 +135,11 @@ class OpenAILLM:
         self._random = random
         self._now = now
 
+    @property
+    def model(self) -> str:
+        """The model a body names when the request names none (the engine records it)."""
+        return self.config.model
+
     def __repr__(self) -> str:
         return f"OpenAILLM(provider={self.provider!r}, url={self.config.url!r}, model={self.config.model!r})"
 

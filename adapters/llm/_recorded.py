@@ -114,6 +114,11 @@ class RecordedLLM:
     ) -> None:
         await self.aclose()
 
+    @property
+    def model(self) -> str:
+        """The model a body names when the request names none (the engine records it)."""
+        return self._config.model
+
     def render(self, request: LLMRequest) -> bytes:
         return render_body(self._config, request)
 

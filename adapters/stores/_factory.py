@@ -1,12 +1,20 @@
 """One way to open a store from a URL or a path: the CLI, the server, the tests and users call it.
 
     store = await open_store("turnlog.db")                      # SQLite (the embedded default)
+    store = await open_store("turnlog.db?synchronous=EXTRA")    # SQLite, another durability level
     store = await open_store("postgresql://user@host/db")       # PostgreSQL (migrated first)
     engine = TurnEngine(store.log, llm, messages=store.messages)
     ...
     await store.close()
 
 The message rows live beside the log, in the same database.
+
+A ``--db`` value may carry parameters after ``?``, as a URL does: PostgreSQL takes ``schema``
+(``adapters/stores/_urls.py``), a SQLite path takes ``synchronous`` (``NORMAL``, ``FULL`` or
+``EXTRA``; default ``FULL``, see ``SqliteEventLog.open``). So one ``--db`` reaches every
+command: ``turnlog serve --db 'turnlog.db?synchronous=NORMAL'``. Anything else after ``?`` is
+refused with a ``ConfigError`` rather than read as part of a file name: a durability setting
+that silently did nothing would be worse than no setting.
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
+from urllib.parse import parse_qsl
 
-from turnlog.engine import EventLog
+from turnlog.engine import ConfigError, EventLog, StoreUnavailable
 from turnlog.projections import MessageStore
 
 from ._postgres import PostgresEventLog
@@ -42,12 +51,53 @@ class Store(NamedTuple):
         await self.close()
 
 
+#: SQLite's ``PRAGMA synchronous`` levels a ``--db`` value may ask for.
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_target(db: str | Path) -> tuple[str | Path, dict[str, str]]:
+    """A SQLite ``--db`` value split into the file and its parameters (``{"synchronous": "FULL"}``).
+    A ``Path`` is a file name as is; a string's ``?`` starts the parameters."""
+    if isinstance(db, Path):
+        return db, {}
+    if db.startswith(("sqlite:", "file:")):
+        raise ConfigError(
+            f"--db {db!r}: give a SQLite database as a file path, e.g. turnlog.db?synchronous=FULL "
+            "(no sqlite:// or file: prefix)"
+        )
+    path, sep, query = db.partition("?")
+    if not sep:
+        return db, {}
+    if not path:
+        raise ConfigError(f"--db {db!r}: no file name before '?'")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise ConfigError(f"--db {db!r}: expected PATH?synchronous=NORMAL|FULL|EXTRA after the file name") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key != "synchronous":
+            raise ConfigError(f"--db {db!r}: unknown parameter {key!r}; a SQLite database takes synchronous=")
+        if value.upper() not in SYNCHRONOUS:
+            raise ConfigError(
+                f"--db {db!r}: synchronous must be NORMAL, FULL or EXTRA, not {value!r} "
+                "(NORMAL can lose the last commits on power loss; FULL and EXTRA cannot)"
+            )
+        params[key] = value.upper()
+    return path, params
+
+
 async def open_store(db: str | Path, *, create: bool = True) -> Store:
     """The store for a ``--db`` value: a ``postgresql://`` URL (its schema must be migrated:
-    ``turnlog db upgrade``) or a SQLite file path (an empty or missing file is created and
-    migrated when ``create`` is true)."""
+    ``turnlog db upgrade``) or a SQLite file path, with an optional ``?synchronous=`` (an empty
+    or missing file is created and migrated when ``create`` is true). With ``create=False`` (every
+    reading command) a missing file is an error and no file is created: SQLite would otherwise
+    leave an empty database behind a typo."""
     if isinstance(db, str) and is_pg_url(db):
         pg = await PostgresEventLog.open(db)
         return Store(pg, SqlMessageStore(pg.engine))
-    lite = await SqliteEventLog.open(db, create=create)
+    path, params = sqlite_target(db)
+    if not create and not Path(path).exists():  # noqa: ASYNC240 (one stat, once per open)
+        raise StoreUnavailable(f"no database at {path}: check the path (`turnlog db upgrade --db PATH` creates one)")
+    lite = await SqliteEventLog.open(path, create=create, **params)
     return Store(lite, SqlMessageStore(lite.writer))
