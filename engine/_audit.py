@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 
 import msgspec
 
-from ._errors import ConcurrencyError
+from ._errors import ConcurrencyError, IntegrityError, ReplayError
 from ._events import IterationStarted, NewEvent, Recorded, TurnFailed, TurnStarted
 from ._llm import LLM
 from ._log import EventLog
@@ -16,10 +17,14 @@ from ._machine import ConversationFold
 from ._ports import Clock, Messages, SystemClock
 from ._request import PriorTurns, TurnHistory
 
+logger = logging.getLogger("turnlog.engine")
+
 
 async def replay(log: EventLog, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
-    """Every event of a conversation, each checked by the state machine before it is yielded.
-    A removed, duplicated, reordered or forged event raises ``IllegalEvent``. Events up to
+    """Every event of a conversation, each checked before it is yielded: its hash recomputed from
+    its stored bytes and linked to the previous one (``log.iter_stream``: a changed, removed,
+    reordered or undecodable event raises ``IntegrityError`` naming its version), then folded by
+    the state machine (an event the turn's state forbids raises ``IllegalEvent``). Events up to
     ``after_version`` are checked but not yielded (a resuming reader still needs them folded)."""
     fold = ConversationFold()
     async for rec in log.iter_stream(stream_id):
@@ -68,8 +73,14 @@ async def recover(
         if older_than > 0 and _age_seconds(last.recorded_at, now) < older_than:
             continue
         fold = ConversationFold()
-        async for rec in log.iter_stream(sid):
-            fold.apply(rec)
+        try:
+            async for rec in log.iter_stream(sid):
+                fold.apply(rec)
+        except (IntegrityError, ReplayError) as exc:
+            # A forged or unreadable conversation is not recovered (nothing may be appended to a
+            # chain that does not hold), and does not stop the recovery of the others.
+            logger.error("recovery skips conversation %s: %s", sid, exc)
+            continue
         turn = fold.live_turn
         if turn is None:
             continue
@@ -92,19 +103,57 @@ class RequestCheck(msgspec.Struct, frozen=True):
     version: int
     recorded_sha256: str
     recomputed_sha256: str
+    #: The model recorded in IterationStarted is the one the rebuilt request names (or none was).
+    model_ok: bool = True
 
     @property
     def ok(self) -> bool:
-        return self.recorded_sha256 == self.recomputed_sha256
+        return self.recorded_sha256 == self.recomputed_sha256 and self.model_ok
 
 
 async def check_requests(log: EventLog, stream_id: str, llm: LLM) -> list[RequestCheck]:
     """Rebuild every request a conversation sent to its model from the log alone, render it with
     ``llm`` (the same provider adapter, so the same bytes), and compare its sha256 with the digest
-    recorded in IterationStarted. A mismatch means the log does not explain what the model saw."""
+    recorded in IterationStarted. A mismatch means the log does not explain what the model saw.
+    The same rebuild as ``rebuild_requests``, without the bodies."""
+    return [
+        RequestCheck(r.turn_id, r.iteration, r.version, r.recorded_sha256, r.sha256, r.model_ok)
+        for r in await rebuild_requests(log, stream_id, llm)
+    ]
+
+
+class RebuiltRequest(msgspec.Struct, frozen=True):
+    """One model call of a conversation, rebuilt from the log: the exact body ``llm.render``
+    gives for it, the digest recorded when it was sent and the digest of the rebuilt body."""
+
+    turn_id: str
+    iteration: int
+    #: The version of its IterationStarted.
+    version: int
+    #: The model the body names: the request's, else the adapter's default (``llm.model``).
+    model: str
+    body: bytes
+    recorded_sha256: str
+    sha256: str
+    #: The digests are equal and the model IterationStarted records is the body's (or none).
+    ok: bool
+    #: The model IterationStarted records ("" in logs written before it was kept).
+    recorded_model: str = ""
+
+    @property
+    def model_ok(self) -> bool:
+        return not self.recorded_model or self.recorded_model == self.model
+
+
+async def rebuild_requests(log: EventLog, stream_id: str, llm: LLM) -> list[RebuiltRequest]:
+    """Every request a conversation sent to its model, rebuilt from the log alone (checked
+    replay; prior turns through ``PriorTurns``, the turn's own events through ``TurnHistory``)
+    and rendered by ``llm``. The bodies are those the model received exactly when ``llm`` is
+    configured as the adapter that sent them (the provider's body format and defaults)."""
     prior = PriorTurns()
     history: TurnHistory | None = None
-    checks: list[RequestCheck] = []
+    default_model = getattr(llm, "model", "") or ""
+    out: list[RebuiltRequest] = []
     async for rec in replay(log, stream_id):
         ev = rec.event
         if isinstance(ev, TurnStarted):
@@ -112,8 +161,16 @@ async def check_requests(log: EventLog, stream_id: str, llm: LLM) -> list[Reques
         elif history is not None:
             if isinstance(ev, IterationStarted):
                 # The engine renders the request before it records IterationStarted.
-                digest = hashlib.sha256(llm.render(history.request())).hexdigest()
-                checks.append(RequestCheck(rec.turn_id, ev.iteration, rec.version, ev.request_sha256, digest))
+                request = history.request()
+                body = llm.render(request)
+                digest = hashlib.sha256(body).hexdigest()
+                model = request.model or default_model
+                ok = digest == ev.request_sha256 and (not ev.model or ev.model == model)
+                out.append(
+                    RebuiltRequest(
+                        rec.turn_id, ev.iteration, rec.version, model, body, ev.request_sha256, digest, ok, ev.model
+                    )
+                )
             history.apply(ev)
         prior.apply(ev)
-    return checks
+    return out

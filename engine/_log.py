@@ -11,6 +11,12 @@ Contract (tests/contract/ runs the same suite on every store):
   committed later with a smaller position (each store documents how it guarantees that).
 - ``subscribe(stream_id, after_version)`` catches up from the log and then follows new events,
   with no gap and no duplicate at the hand-over. It never ends on its own; the caller stops it.
+
+Every read that serves or folds a stream is checked (``iter_stream``, ``follow``, ``subscribe``):
+each event's hash is recomputed from its stored bytes and linked to the previous one
+(``ChainCheck``), so a changed, missing, reordered or undecodable event raises ``IntegrityError``
+naming the stream and the version instead of being served. Stores implement the raw reads above;
+the checks are here, once, for every store.
 """
 
 from __future__ import annotations
@@ -18,14 +24,101 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 
+import msgspec
+
 from ._errors import IntegrityError
-from ._events import NewEvent, Recorded
+from ._events import GENESIS_HASH, NewEvent, Recorded, chain_hash
 
 PAGE = 1000
 #: Page size for reading a whole stream: big pages amortise the per-query cost.
 BULK_PAGE = 10_000
+
+
+_header = msgspec.json.Encoder().encode
+
+
+class ChainCheck:
+    """The hash chain of one stream, checked link by link as its stored events are read: each
+    event's version is the previous one + 1, its ``prev_hash`` is the previous event's hash, and
+    its stored bytes (the header fields and the payload as stored, never a re-encoding) hash to its
+    stored ``hash``, exactly as ``chain_hash`` says. Any break raises ``IntegrityError``.
+
+    ``ChainCheck(stream_id)`` starts at the stream's beginning; ``ChainCheck.after(rec)`` continues
+    after an event already in hand (its own bytes are checked, not its link to the one before)."""
+
+    __slots__ = ("_sid", "_tails", "hash", "stream_id", "version")
+
+    def __init__(self, stream_id: str, version: int = 0, hash_: str = GENESIS_HASH) -> None:
+        self.stream_id = stream_id
+        #: the version and hash of the last event checked (0 and GENESIS_HASH before the first)
+        self.version = version
+        self.hash = hash_
+        self._sid = _header(stream_id)
+        # (turn_id, recorded_at, type, schema) -> the header's encoded tail. A page of a turn shares
+        # a few of them (one per committed batch and event type): encoded once, not per event.
+        self._tails: dict[tuple[str, str, str, int], bytes] = {}
+
+    @classmethod
+    def after(cls, rec: Recorded) -> ChainCheck:
+        """A chain continuing after ``rec``, once ``rec``'s own stored bytes are checked."""
+        actual = chain_hash(
+            rec.prev_hash, rec.stream_id, rec.version, rec.turn_id, rec.recorded_at, rec.type, rec.schema, rec.payload
+        )
+        if actual != rec.hash:
+            raise IntegrityError(rec.stream_id, rec.version, _CHANGED)
+        return cls(rec.stream_id, rec.version, rec.hash)
+
+    def check(self, page: Sequence[Recorded]) -> None:
+        """Check the next events of the stream, in order, and move the chain past them.
+        On a break the chain does not move: it stays where the page began."""
+        # The hot loop of every replay: locals only, and one sha256 per event over the header and
+        # the stored payload, as ``seal`` builds it. The header's tail (turn, time, type, schema)
+        # is the previous event's in a run of one batch's deltas: compared, not rebuilt.
+        version = self.version
+        prev = self.hash
+        sid = self._sid
+        sha256 = hashlib.sha256
+        turn_id = recorded_at = type_ = None
+        schema = -1
+        tail = b""
+        for rec in page:
+            version += 1
+            if rec.version != version or rec.prev_hash != prev:
+                raise self._broken_link(rec, version)
+            if rec.recorded_at != recorded_at or rec.type != type_ or rec.turn_id != turn_id or rec.schema != schema:
+                turn_id, recorded_at, type_, schema = rec.turn_id, rec.recorded_at, rec.type, rec.schema
+                tail = self._tail(turn_id, recorded_at, type_, schema)
+            digest = sha256(b'["%s",%s,%d%s\n%s' % (prev.encode(), sid, version, tail, rec.payload)).hexdigest()
+            if digest != rec.hash:
+                raise IntegrityError(self.stream_id, version, _CHANGED)
+            prev = digest
+        self.version = version
+        self.hash = prev
+
+    def _tail(self, turn_id: str, recorded_at: str, type_: str, schema: int) -> bytes:
+        key = (turn_id, recorded_at, type_, schema)
+        tail = self._tails.get(key)
+        if tail is None:
+            if len(self._tails) >= 64:
+                self._tails.clear()  # a long follow meets a new recorded_at per batch: stay small
+            tail = self._tails[key] = b"," + _header(key)[1:]
+        return tail
+
+    def _broken_link(self, rec: Recorded, expected: int) -> IntegrityError:
+        if rec.version != expected:
+            how = "missing or reordered" if rec.version > expected else "duplicated or reordered"
+            why = f"the store returned version {rec.version} where {expected} was expected ({how})"
+        elif expected == 1:
+            why = "prev_hash of the first event is not the genesis hash"
+        else:
+            why = f"prev_hash does not link to the hash of version {expected - 1}"
+        return IntegrityError(self.stream_id, expected, why)
+
+
+_CHANGED = "the stored bytes do not hash to the stored hash (changed)"
 
 
 class _Wake(asyncio.Event):
@@ -80,15 +173,72 @@ class EventLog(abc.ABC):
 
     # -- following ----------------------------------------------------------------------------
 
-    async def iter_stream(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
-        """Every event of a stream after a version, page by page (memory stays flat)."""
+    async def iter_stream(
+        self, stream_id: str, after_version: int = 0, *, check: bool = True
+    ) -> AsyncIterator[Recorded]:
+        """Every event of a stream after a version, page by page (memory stays flat), each one
+        checked (``ChainCheck``) before its page is yielded: a changed, missing, reordered or
+        undecodable event raises ``IntegrityError`` and nothing at or after it is yielded. After
+        a version > 0, the event at that version is read once for its hash (and checked too).
+
+        ``check=False`` yields the store's pages as they are: only for a reader that reports a
+        break instead of stopping at it (an audit's own loop) and for measuring what the check
+        costs (``bench/replay_check.py``)."""
+        if not check:
+            while True:
+                page = await self.read(stream_id, after_version, BULK_PAGE)
+                for rec in page:
+                    yield rec
+                if len(page) < BULK_PAGE:
+                    return
+                after_version = page[-1].version
+        chain = ChainCheck(stream_id) if after_version == 0 else None
         while True:
-            page = await self.read(stream_id, after_version, BULK_PAGE)
+            page = await self._read_page(stream_id, after_version, BULK_PAGE)
+            if not page:
+                return
+            if chain is None:
+                chain = await self.chain_after(stream_id, after_version)
+            chain.check(page)
             for rec in page:
                 yield rec
             if len(page) < BULK_PAGE:
                 return
-            after_version = page[-1].version
+            after_version = chain.version
+
+    async def chain_after(self, stream_id: str, version: int) -> ChainCheck:
+        """The chain of a stream continuing after ``version``: the event at that version is read
+        and its own bytes checked (``IntegrityError`` when it is missing or changed)."""
+        if version == 0:
+            return ChainCheck(stream_id)
+        page = await self._read_page(stream_id, version - 1, 1)
+        if not page or page[0].version != version:
+            raise IntegrityError(stream_id, version, f"the event at version {version} is missing")
+        return ChainCheck.after(page[0])
+
+    async def _read_page(self, stream_id: str, after_version: int, limit: int) -> list[Recorded]:
+        """``read``, with a payload the store cannot decode reported as a broken link at its version."""
+        try:
+            return await self.read(stream_id, after_version, limit)
+        except msgspec.DecodeError as exc:
+            version = await self._undecodable(stream_id, after_version, limit)
+            raise IntegrityError(stream_id, version, f"the stored payload cannot be decoded ({exc})") from None
+
+    async def _undecodable(self, stream_id: str, after_version: int, limit: int) -> int:
+        """The version of the first event after ``after_version`` that cannot be decoded, found by
+        halving the failing page: a few reads, on the error path only."""
+        low, n = after_version, limit  # the first failing event is among the n after `low`
+        while n > 1:
+            half = n // 2
+            try:
+                page = await self.read(stream_id, low, half)
+            except msgspec.DecodeError:
+                n = half
+                continue
+            if not page:
+                break
+            low, n = page[-1].version, n - half
+        return low + 1
 
     async def subscribe(self, stream_id: str, after_version: int = 0) -> AsyncIterator[Recorded]:
         # aclosing: a subscriber that stops closes its follower now, not when it is collected.
@@ -98,7 +248,7 @@ class EventLog(abc.ABC):
                     yield rec
 
     async def follow(
-        self, stream_id: str, after_version: int = 0, *, idle: float | None = None
+        self, stream_id: str, after_version: int = 0, *, idle: float | None = None, after_hash: str | None = None
     ) -> AsyncIterator[list[Recorded]]:
         """``subscribe`` in pages: what one read returns arrives as one list (a committed batch,
         usually), so a reader pays per batch, not per event. With ``idle``, an empty list is
@@ -106,10 +256,19 @@ class EventLog(abc.ABC):
 
         A batch committed by this process is handed to its followers with the wake-up, so they
         do not read back what the process just wrote; anything else (another process's commit,
-        a batch that is not the next one, a timeout) is read from the log."""
+        a batch that is not the next one, a timeout) is read from the log.
+
+        Every page is checked (``ChainCheck``) before it is yielded, continuing the chain from the
+        event at ``after_version``: its hash is read once, when the first page arrives, unless the
+        caller already holds it (``after_hash``: a hash it checked or sealed itself)."""
         await self._before_follow()
         loop = asyncio.get_running_loop()
         self._followers[stream_id] = self._followers.get(stream_id, 0) + 1
+        chain = (
+            None
+            if after_version and after_hash is None
+            else ChainCheck(stream_id, after_version, after_hash or GENESIS_HASH)
+        )
         try:
             last = after_version
             quiet_since = loop.time()
@@ -119,10 +278,13 @@ class EventLog(abc.ABC):
                 # before it raised the head this process knows of, checked next.
                 wake = self._waiter(stream_id)
                 if must_read or self._heads.get(stream_id, 0) > last:
-                    page = await self.read(stream_id, last, PAGE)
+                    page = await self._read_page(stream_id, last, PAGE)
                     must_read = len(page) == PAGE
                     if page:
-                        last = self._check_next(stream_id, last, page)
+                        if chain is None:
+                            chain = await self.chain_after(stream_id, after_version)
+                        chain.check(page)
+                        last = chain.version
                         quiet_since = loop.time()
                         yield page
                         continue
@@ -141,7 +303,12 @@ class EventLog(abc.ABC):
                     continue
                 batch = wake.batch
                 if batch and batch[0].version == last + 1:
-                    last = batch[-1].version
+                    if chain is None:
+                        chain = await self.chain_after(stream_id, after_version)
+                    # Sealed by this process, never read back: checked all the same (under a
+                    # microsecond an event), so every page a follower yields is.
+                    chain.check(batch)
+                    last = chain.version
                     quiet_since = loop.time()
                     yield batch
                 else:
@@ -156,15 +323,6 @@ class EventLog(abc.ABC):
                 del self._followers[stream_id]
                 self._heads.pop(stream_id, None)
                 self._waiters.pop(stream_id, None)
-
-    @staticmethod
-    def _check_next(stream_id: str, last: int, page: list[Recorded]) -> int:
-        # Versions are gapless: anything else is a store bug, never silently skipped.
-        if page[0].version != last + 1 or page[-1].version != last + len(page):
-            raise IntegrityError(
-                stream_id, last + 1, f"the store returned versions {page[0].version}..{page[-1].version} after {last}"
-            )
-        return page[-1].version
 
     async def _before_follow(self) -> None:
         """Stores that need a listener for wake-ups (PostgreSQL's LISTEN) start it here."""

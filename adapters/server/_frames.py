@@ -5,9 +5,14 @@
   this server, a resumed one or one on another server over the same log all take the same path.
 - **``id:`` is the event's version**, so resuming after id N (``Last-Event-ID`` or ``?after=``)
   yields exactly the frames a full replay has after N.
-- **Replays are checked** by the state machine (``ConversationFold``) on the way out: a server
-  never serves a forged log. A log that cannot be folded ends the stream without a terminal
-  frame (the headers are gone), so the client knows it did not get the whole turn.
+- **Every read is checked** on the way out: each event's hash is recomputed from its stored bytes
+  and linked to the previous one (the log's ``iter_stream`` and ``follow``), then folded by the
+  state machine (``ConversationFold``): a server never serves a forged log. A forged, missing,
+  reordered, undecodable or illegal event ends the stream (the headers are gone, no status can
+  say it) with an ``error`` frame, ``{"content": <why>, "reason": <the error's code>}``
+  (``integrity_broken``, ``illegal_event``...), and no ``id:`` line, since it is not an event of
+  the log; the operator gets the same reason logged. Frames of the events before the broken one
+  may have been sent (they were checked); nothing at or after it is.
 - **Writes are batched**: a replay is sent in writes of about 64 KiB, and a live stream in one
   write per committed batch (a 256-delta batch is one send, not 256). A silent stream sends a
   ``: keep-alive`` comment every ``heartbeat`` seconds.
@@ -19,7 +24,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from turnlog.engine import ConversationFold, EventLog, Recorded, ReplayError, TurnFailed, TurnFinalized, TurnStarted
+import msgspec
+from turnlog.engine import (
+    ConversationFold,
+    EventLog,
+    IntegrityError,
+    Recorded,
+    ReplayError,
+    TurnFailed,
+    TurnFinalized,
+    TurnStarted,
+)
 from turnlog.projections import Mode, SseProjector
 
 logger = logging.getLogger("turnlog.server")
@@ -29,6 +44,15 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 #: Replayed frames are sent in writes of about this many bytes, not one write per frame.
 REPLAY_WRITE = 64 * 1024
 _TERMINAL = (TurnFinalized, TurnFailed)
+#: What a log that cannot be served raises: its stream ends with an ``error`` frame.
+_UNSERVABLE = (IntegrityError, ReplayError)
+
+
+def _broken(conversation_id: str, exc: IntegrityError | ReplayError) -> bytes:
+    """The frame that ends a stream whose log cannot be served, and the operator's log line."""
+    logger.error("conversation %s cannot be replayed: %s", conversation_id, exc)
+    data = msgspec.json.encode({"content": str(exc), "reason": exc.code})
+    return b"event: error\ndata: %s\n\n" % data
 
 
 class Frames:
@@ -40,8 +64,9 @@ class Frames:
         self._retry = b"retry: %d\n\n" % retry_ms
 
     async def conversation(self, conversation_id: str, after: int, mode: Mode) -> AsyncIterator[bytes]:
-        """The conversation's frames after version ``after``: replayed (and checked by the state
-        machine), then followed live until the running turn ends. Ends at once when no turn runs."""
+        """The conversation's frames after version ``after``: replayed (each event checked: its
+        hash, its link, the state machine), then followed live until the running turn ends. Ends
+        at once when no turn runs; ends with an ``error`` frame at a broken or illegal event."""
         yield self._retry
         projector = SseProjector(mode)
         fold = ConversationFold()
@@ -61,34 +86,44 @@ class Frames:
                 live = type(rec.event) is TurnStarted or (live and type(rec.event) not in _TERMINAL)
             if buffer:
                 yield b"".join(buffer)
+                buffer = []
             if live:
-                async for chunk in self._follow(conversation_id, fold.version, projector, fold, after):
+                # The replay checked the chain up to here: the follower continues from its hash.
+                follow = self._follow(conversation_id, fold.version, fold.last_hash, projector, fold, after)
+                async for chunk in follow:
                     yield chunk
-        except ReplayError as exc:
-            # The headers are gone: the stream can only end. It ends without a terminal frame,
-            # so the client knows it did not get the whole turn; the operator gets the reason.
-            logger.error("conversation %s cannot be replayed: %s", conversation_id, exc)
+        except _UNSERVABLE as exc:
+            # The buffer holds frames of checked events only: the event that failed never got one.
+            yield b"".join(buffer) + _broken(conversation_id, exc)
 
     async def turn(self, started: Recorded, mode: Mode) -> AsyncIterator[bytes]:
         """The frames of one turn from its start, live, until it ends."""
         yield self._retry
         projector = SseProjector(mode)
         projector.frame(started)
-        async for chunk in self._follow(started.stream_id, started.version, projector, None, started.version):
-            yield chunk
+        # ``started`` was sealed by this process's engine: its hash anchors the follower's checks.
+        follow = self._follow(started.stream_id, started.version, started.hash, projector, None, started.version)
+        try:
+            async for chunk in follow:
+                yield chunk
+        except _UNSERVABLE as exc:
+            yield _broken(started.stream_id, exc)
 
     async def _follow(
         self,
         conversation_id: str,
         start: int,
+        start_hash: str,
         projector: SseProjector,
         fold: ConversationFold | None,
         after: int,
     ) -> AsyncIterator[bytes]:
-        """Follow the log from version ``start``; frames of versions up to ``after`` are folded, not sent."""
+        """Follow the log from version ``start`` (whose hash is ``start_hash``), each page checked
+        by the log; frames of versions up to ``after`` are folded, not sent."""
         frame = projector.frame
+        pages = self._log.follow(conversation_id, start, idle=self._heartbeat, after_hash=start_hash)
         # aclosing: the follower is released the moment the turn ends or the client goes.
-        async with contextlib.aclosing(self._log.follow(conversation_id, start, idle=self._heartbeat)) as pages:
+        async with contextlib.aclosing(pages):
             async for page in pages:
                 if not page:
                     yield b": keep-alive\n\n"

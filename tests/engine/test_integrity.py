@@ -12,10 +12,12 @@ from turnlog.adapters.llm import ScriptedLLM
 from turnlog.adapters.stores import SqliteEventLog
 from turnlog.engine import (
     ConcurrencyError,
+    ConversationFold,
     EngineConfig,
     FixedClock,
     IllegalEvent,
     InMemoryEventLog,
+    IntegrityError,
     NewEvent,
     SequentialIds,
     TextDelta,
@@ -55,17 +57,33 @@ def swap(events, i):
 
 
 @pytest.mark.parametrize(
-    ("mutation", "index", "match"),
+    ("mutation", "index", "read", "fold"),
     [
-        (remove, 4, "expected version 5 .events are missing before it."),
-        (duplicate, 4, "expected version 6 .duplicated or reordered."),
-        (swap, 2, "expected version 3"),
+        (
+            remove,
+            4,
+            "version 5: the store returned version 6 where 5 was expected",
+            "expected version 5 .events are missing before it.",
+        ),
+        (
+            duplicate,
+            4,
+            "version 6: the store returned version 5 where 6 was expected",
+            "expected version 6 .duplicated or reordered.",
+        ),
+        (swap, 2, "version 3: the store returned version 4 where 3 was expected", "expected version 3"),
     ],
 )
-async def test_replay_rejects_a_forged_log(mutation, index: int, match: str) -> None:
+async def test_replay_rejects_a_forged_log(mutation, index: int, read: str, fold: str) -> None:
     log = await forged(lambda evs: mutation(evs, index))
-    with pytest.raises(IllegalEvent, match=match):
+    # The checked read refuses it first, naming the version...
+    with pytest.raises(IntegrityError, match=read):
         [rec async for rec in replay(log, "conv-1")]
+    # ...and the state machine's fold would too, on its own.
+    folding = ConversationFold()
+    with pytest.raises(IllegalEvent, match=fold):
+        async for rec in log.iter_stream("conv-1", check=False):
+            folding.apply(rec)
 
 
 async def test_replay_rejects_a_renumbered_log_by_state() -> None:
