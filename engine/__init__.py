@@ -8,7 +8,17 @@ import inspect as _inspect
 
 import msgspec as _msgspec
 
-from ._audit import Recovered, RequestCheck, check_requests, recover, replay
+from ._audit import RebuiltRequest, Recovered, RequestCheck, check_requests, rebuild_requests, recover, replay
+from ._checkpoint import (
+    DEFAULT_ORIGIN,
+    Checkpoint,
+    CheckpointLog,
+    SignatureVerifier,
+    Signer,
+    checkpoint_body,
+    checkpoint_if_grown,
+    create_checkpoint,
+)
 from ._errors import (
     ConcurrencyError,
     ConfigError,
@@ -50,6 +60,7 @@ from ._events import (
     load,
     seal,
 )
+from ._export import EXPORT_FORMAT, ExportReport, export_conversation, verify_export
 from ._llm import (
     LLM,
     ErrorChunk,
@@ -64,19 +75,33 @@ from ._llm import (
 from ._log import PAGE, EventLog
 from ._machine import STATES, TRANSITIONS, ConversationFold, mermaid
 from ._memory import InMemoryEventLog
+from ._merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    InclusionProof,
+    inclusion_proof,
+    merkle_leaf,
+    merkle_root,
+    verify_inclusion,
+)
 from ._ports import Clock, CommitSink, FixedClock, Ids, Messages, SequentialIds, SystemClock, UuidIds
 from ._request import LogHistory, PriorMessage, PriorTurns, TurnHistory
 from ._runner import EngineConfig, TurnEngine, TurnRequest
 from ._tools import ToolContext, ToolRegistry, ToolResult
-from ._verify import Broken, VerifyReport, verify
+from ._verify import Broken, LogReport, Problem, VerifyReport, verify, verify_log
 
 __all__ = [
+    "DEFAULT_ORIGIN",
+    "EMPTY_ROOT",
+    "EXPORT_FORMAT",
     "GENESIS_HASH",
     "LLM",
     "PAGE",
     "STATES",
     "TRANSITIONS",
     "Broken",
+    "Checkpoint",
+    "CheckpointLog",
     "Clock",
     "CommitSink",
     "ConcurrencyError",
@@ -89,11 +114,14 @@ __all__ = [
     "ErrorChunk",
     "Event",
     "EventLog",
+    "ExportReport",
     "FinishChunk",
     "FixedClock",
+    "Frontier",
     "Ids",
     "IllegalEvent",
     "InMemoryEventLog",
+    "InclusionProof",
     "IntegrityError",
     "IterationStarted",
     "LLMChunk",
@@ -101,13 +129,16 @@ __all__ = [
     "LLMRequest",
     "LogError",
     "LogHistory",
+    "LogReport",
     "MalformedStream",
     "Messages",
     "NewEvent",
     "PriorMessage",
     "PriorTurns",
+    "Problem",
     "ReasoningChunk",
     "ReasoningDelta",
+    "RebuiltRequest",
     "Recorded",
     "Recovered",
     "ReplayError",
@@ -115,6 +146,8 @@ __all__ = [
     "RequestError",
     "SchemaError",
     "SequentialIds",
+    "SignatureVerifier",
+    "Signer",
     "StoreUnavailable",
     "SystemClock",
     "TextChunk",
@@ -144,12 +177,23 @@ __all__ = [
     "VerifyReport",
     "chain_hash",
     "check_requests",
+    "checkpoint_body",
+    "checkpoint_if_grown",
+    "create_checkpoint",
+    "export_conversation",
+    "inclusion_proof",
     "load",
+    "merkle_leaf",
+    "merkle_root",
     "mermaid",
+    "rebuild_requests",
     "recover",
     "replay",
     "seal",
     "verify",
+    "verify_export",
+    "verify_inclusion",
+    "verify_log",
 ]
 
 # Exported classes and functions report this package as their ``__module__`` (as httpx's do), so

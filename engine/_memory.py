@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ._checkpoint import Checkpoint
 from ._errors import ConcurrencyError
 from ._events import GENESIS_HASH, NewEvent, Recorded, seal
 from ._log import PAGE, EventLog
@@ -16,6 +17,7 @@ class InMemoryEventLog(EventLog):
         self._streams: dict[str, list[Recorded]] = {}
         self._all: list[Recorded] = []
         self._lock = asyncio.Lock()
+        self._checkpoints: list[Checkpoint] = []
 
     async def append(
         self, stream_id: str, events: Sequence[NewEvent], expected_version: int, *, recorded_at: str
@@ -58,3 +60,22 @@ class InMemoryEventLog(EventLog):
     # Test hook: lets tamper tests build forged logs without going through append's checks.
     def _raw(self, stream_id: str) -> list[Recorded]:
         return self._streams[stream_id]
+
+    # -- checkpoints (CheckpointLog) --------------------------------------------------------------
+
+    async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._checkpoints.append(checkpoint)
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        return sorted(self._checkpoints, key=lambda cp: cp.size)  # stable: appended order within a size
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        best = None
+        for cp in self._checkpoints:
+            if best is None or cp.size >= best.size:
+                best = cp
+        return best
+
+    # Test hook: the stored checkpoints, for tamper tests.
+    def _raw_checkpoints(self) -> list[Checkpoint]:
+        return self._checkpoints

@@ -9,7 +9,7 @@ import inspect as _inspect
 
 import msgspec as _msgspec
 
-from ._factory import Store, open_store
+from ._factory import Store, open_store, sqlite_target
 from ._migrate import HEAD_REVISION, current_revision, known_revisions, upgrade, upgrade_command
 from ._postgres import PostgresEventLog
 from ._rows import SqlMessageStore
@@ -29,6 +29,7 @@ __all__ = [
     "open_store",
     "parse_pg_url",
     "redact",
+    "sqlite_target",
     "upgrade",
     "upgrade_command",
 ]

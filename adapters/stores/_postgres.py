@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from turnlog.engine import (
     GENESIS_HASH,
     PAGE,
+    Checkpoint,
     ConcurrencyError,
     EventLog,
     LogError,
@@ -56,6 +57,7 @@ from turnlog.engine import (
     seal,
 )
 
+from ._checkpoints import CHECKPOINTS, LAST_CHECKPOINT, PG_INSERT_CHECKPOINT, checkpoint_row, load_checkpoint
 from ._migrate import ensure_schema
 from ._pg_listener import Listener
 from ._urls import PgTarget, parse_pg_url
@@ -304,3 +306,19 @@ class PostgresEventLog(EventLog):
         # Whatever was appended while nobody listened: every subscriber re-reads now.
         for stream_id in list(self._waiters):
             self._notify(stream_id)
+
+    # -- checkpoints (turnlog.engine.CheckpointLog; rows in adapters/stores/_checkpoints.py) -----
+
+    async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._check_open()
+        try:
+            await self._pool.execute(PG_INSERT_CHECKPOINT, *checkpoint_row(checkpoint))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"storing a checkpoint failed, the PostgreSQL log at {self.where}: {exc}") from None
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        return [load_checkpoint(r) for r in await self._fetch(CHECKPOINTS)]
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        rows = await self._fetch(LAST_CHECKPOINT)
+        return load_checkpoint(rows[0]) if rows else None

@@ -74,3 +74,22 @@ projection_state = Table(
     Column("conversation_id", String(200), primary_key=True),
     Column("version", Integer, nullable=False),
 )
+
+# Signed checkpoints of the log-wide Merkle tree (engine/_checkpoint.py): one row per checkpoint,
+# never changed. ``frontier`` (the tree's right edge at ``size``, hex hashes separated by spaces)
+# is not signed: it spares the next checkpoint a read of the whole log. No key is ever stored.
+checkpoints = Table(
+    "turnlog_checkpoints",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False),
+    Column("origin", String(200), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("timestamp", String(40), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),
+    Column("frontier", Text, nullable=False),
+)
+
+# last_checkpoint (every `turnlog checkpoint`, every export) reads the largest size.
+Index("ix_turnlog_checkpoints_size", checkpoints.c.size)

@@ -2,6 +2,8 @@
 
 Why it is built this way:
 - WAL journal, so readers never block the writer and a killed process leaves a valid prefix.
+- ``synchronous=FULL`` by default: every commit syncs the WAL, so what a client was shown (durable
+  before visible) survives a power loss too, not only a killed process (``open``).
 - Writes run in ``BEGIN IMMEDIATE`` transactions. A deferred transaction that reads and then
   upgrades to a write fails at once with "database is locked" when another connection writes;
   an immediate one takes the write lock up front and waits up to ``busy_timeout`` for it.
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from turnlog.engine import (
     GENESIS_HASH,
     PAGE,
+    Checkpoint,
     ConcurrencyError,
     EventLog,
     NewEvent,
@@ -33,6 +36,7 @@ from turnlog.engine import (
     seal,
 )
 
+from ._checkpoints import CHECKPOINTS, LAST_CHECKPOINT, SQLITE_INSERT_CHECKPOINT, checkpoint_row, load_checkpoint
 from ._engines import make_engines
 from ._migrate import ensure_schema
 
@@ -70,8 +74,14 @@ class SqliteEventLog(EventLog):
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, create: bool = True, busy_timeout_ms: int = 10_000, synchronous: str = "NORMAL"
+        cls, path: str | Path, *, create: bool = True, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"
     ) -> SqliteEventLog:
+        """Open (and, with ``create``, migrate an empty) log at ``path``. ``synchronous`` is
+        SQLite's ``PRAGMA synchronous`` for every connection: ``FULL`` (the default) syncs the WAL
+        at every commit, so a commit that returned, and the frame shown after it, survive a power
+        loss; ``NORMAL`` survives a killed process but may lose the last commits on power loss
+        (measured in bench/sqlite_sync.py: docs/architecture.md, Stores); ``EXTRA`` is FULL in WAL
+        mode. ``open_store`` takes it from the ``--db`` value: ``turnlog.db?synchronous=NORMAL``."""
         writer, reader = make_engines(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
         log = cls(path, writer, reader)
         try:
@@ -162,3 +172,24 @@ class SqliteEventLog(EventLog):
 
     async def streams(self) -> list[str]:
         return [r[0] for r in await self._fetch(_STREAMS, ())]
+
+    # -- checkpoints (turnlog.engine.CheckpointLog; rows in adapters/stores/_checkpoints.py) -----
+
+    async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
+        async with self.writer.connect() as conn:
+            raw = await conn.get_raw_connection()
+            db = raw.driver_connection
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute(SQLITE_INSERT_CHECKPOINT, checkpoint_row(checkpoint))
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        return [load_checkpoint(r) for r in await self._fetch(CHECKPOINTS, ())]
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        rows = await self._fetch(LAST_CHECKPOINT, ())
+        return load_checkpoint(rows[0]) if rows else None

@@ -18,6 +18,9 @@ subscribers at once (PostgreSQL's LISTEN/NOTIFY). Every instance the hooks open 
 the test; ``self.tmp_path`` is the test's temporary directory. The tests are marked for
 pytest-asyncio and run in its strict mode too.
 
+``CheckpointContract`` is the contract of a store that also keeps checkpoints
+(``turnlog.engine.CheckpointLog``): subclass it the same way, with the same hooks.
+
 ``RECORDED_AT``, ``deltas`` and ``take`` help with tests of one's own beside the contract.
 """
 
@@ -30,7 +33,9 @@ from pytest import register_assert_rewrite as _register_assert_rewrite
 _register_assert_rewrite(
     "turnlog.engine.testing._support", "turnlog.engine.testing._log_contract", "turnlog.engine.testing._follow_contract"
 )
+_register_assert_rewrite("turnlog.engine.testing._checkpoint_contract")
 
+from ._checkpoint_contract import CheckpointContract  # noqa: E402
 from ._follow_contract import FollowContract as _FollowContract  # noqa: E402
 from ._log_contract import ReadWriteContract as _ReadWriteContract  # noqa: E402
 from ._log_contract import StorageContract as _StorageContract  # noqa: E402
@@ -46,7 +51,7 @@ class EventLogContract(_ReadWriteContract, _StorageContract, _FollowContract):
     define ``open_log`` (and ``open_again`` for a shared store)."""
 
 
-__all__ = ["RECORDED_AT", "EventLogContract", "Instances", "deltas", "take"]
+__all__ = ["RECORDED_AT", "CheckpointContract", "EventLogContract", "Instances", "deltas", "take"]
 
 # Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
 # reprs, tracebacks and docs name the public path, never a private module.

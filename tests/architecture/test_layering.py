@@ -36,12 +36,14 @@ ALLOWED_TURNLOG = {
     "turnlog.adapters.llm": {"turnlog.engine"},
     "turnlog.adapters.stores": {"turnlog.engine", "turnlog.projections"},
     "turnlog.adapters.server": {"turnlog.engine", "turnlog.projections", "turnlog.adapters.stores"},
+    "turnlog.adapters.signing": {"turnlog.engine"},
     "turnlog.adapters.cli": {
         "turnlog.engine",
         "turnlog.projections",
         "turnlog.adapters.stores",
         "turnlog.adapters.llm",
         "turnlog.adapters.server",
+        "turnlog.adapters.signing",
     },
 }
 #: package -> third-party top-level modules it may import (beyond the standard library).
@@ -54,6 +56,7 @@ ALLOWED_THIRD_PARTY = {
     "turnlog.adapters.llm": {"msgspec", "httpx", "httpx_sse"},
     "turnlog.adapters.stores": {"msgspec", "sqlalchemy", "aiosqlite", "asyncpg", "alembic"},
     "turnlog.adapters.server": {"msgspec", "starlette", "uvicorn"},
+    "turnlog.adapters.signing": {"cryptography"},
     "turnlog.adapters.cli": {"msgspec", "uvicorn"},
 }
 #: Single modules with a wider allowance, and why.

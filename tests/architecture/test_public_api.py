@@ -27,6 +27,7 @@ PACKAGES = [
     "turnlog.adapters.cli",
     "turnlog.adapters.llm",
     "turnlog.adapters.server",
+    "turnlog.adapters.signing",
     "turnlog.adapters.stores",
 ]
 #: Public modules that are not packages, and why each is public.

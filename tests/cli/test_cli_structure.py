@@ -85,7 +85,20 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
         for line in capsys.readouterr().out.splitlines()
         if line.startswith("    ") and line[4:5].isalpha()
     ]
-    assert listed == ["demo", "replay", "rebuild", "verify", "db", "serve", "recover", "chat", "play"]
+    assert listed == [
+        "demo",
+        "replay",
+        "rebuild",
+        "verify",
+        "keygen",
+        "checkpoint",
+        "export",
+        "db",
+        "serve",
+        "recover",
+        "chat",
+        "play",
+    ]
 
 
 def test_an_unknown_conversation_has_a_stable_code() -> None:
