@@ -2,7 +2,7 @@
 crashed one left live.
 
     turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--llm scripted|openai]
-                  [--tokens FILE] [--tools MODULE:NAME] [--recover-grace SECONDS] ...
+                  [--tokens FILE] [--auditor-level N] [--tools MODULE:NAME] [--recover-grace SECONDS] ...
     turnlog recover [--db PATH|URL] [--older-than SECONDS]
 
 ``serve`` needs the ``server`` extra (Starlette, uvicorn), imported when ``serve`` runs: without it
@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from turnlog.adapters.llm import EchoLLM, OpenAILLM, ProviderConfig
+from turnlog.adapters.signing import load_signer
 from turnlog.adapters.stores import open_store
 from turnlog.engine import LLM, ConfigError, ToolRegistry, recover
 
@@ -55,6 +56,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"turnlog serve needs the server extra: pip install 'turnlog[server]' ({exc})") from None
 
+    # The key is read once, here: the service holds the signer, the database never sees the key.
+    signer = load_signer(args.checkpoint_key) if args.checkpoint_key else None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     authenticate: Any = open_access
     if args.tokens:
@@ -71,10 +74,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         recover_grace=args.recover_grace,
         max_body=args.max_body,
         shutdown_grace=args.shutdown_grace,
+        auditor_level=args.auditor_level,
+        checkpoint_every=args.checkpoint_every,
     )
     log, messages = await open_store(args.db)
     async with log:
-        service = TurnService(log, messages, llm, tools=tools, authenticate=authenticate, config=config)
+        service = TurnService(log, messages, llm, tools=tools, authenticate=authenticate, config=config, signer=signer)
         app = create_app(service)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -116,7 +121,16 @@ def register(subparsers: Subparsers) -> None:
         help="scripted: a local echo model; openai: OPENAI_BASE_URL/_API_KEY, TURNLOG_MODEL",
     )
     p.add_argument("--echo-delay", type=float, default=0.0, help="scripted model: seconds before each text delta")
-    p.add_argument("--tokens", help='JSON file {"TOKEN": {"tenant": "...", "level": N}}; without it, no auth')
+    p.add_argument(
+        "--tokens",
+        help='JSON file {"TOKEN": {"tenant": "...", "subject": "...", "level": N}}; without it, no auth',
+    )
+    p.add_argument(
+        "--auditor-level",
+        type=int,
+        default=10,
+        help="principals at this level or above read every conversation of their tenant and its model requests",
+    )
     p.add_argument("--tools", help="MODULE:NAME of a ToolRegistry (or a function returning one); default demo tools")
     p.add_argument("--heartbeat", type=float, default=15.0, help="seconds of SSE silence before a keep-alive comment")
     p.add_argument(
@@ -127,6 +141,18 @@ def register(subparsers: Subparsers) -> None:
         "(0: all at start, no sweep; on several servers keep it above the longest silence of a live turn)",
     )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+    p.add_argument(
+        "--checkpoint-key",
+        metavar="KEYFILE",
+        help="sign a checkpoint of the log's Merkle tree head on a schedule with this private key (turnlog keygen)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between signed checkpoints (only when the log grew; with --checkpoint-key)",
+    )
     p.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running turns get at shutdown")
 
     p = add_command(subparsers, "recover", cmd_recover, "end every turn a crash left live as failed (interrupted)")

@@ -1,14 +1,15 @@
 """turnlog.adapters.server: the HTTP service (Starlette; the ``server`` extra).
 
 ``TurnService`` runs and recovers turns over a store; ``create_app`` wraps it as an ASGI app with
-resumable SSE streams; ``TokenAuth`` and ``open_access`` (or any ``Authenticator``) turn a
-request's bearer token into a ``Principal``; ``ServerConfig`` holds every limit; ``ERROR_STATUS``
-maps each error ``code`` to the HTTP status the service answers with.
+resumable SSE streams; ``TokenAuth`` and ``open_access`` (or any ``Authenticator``, which receives
+the request; ``bearer_token`` reads its header) turn a request into a ``Principal``;
+``ServerConfig`` holds every limit and setting; ``ERROR_STATUS`` maps each error ``code`` to the
+HTTP status the service answers with.
 
 The modules, one concept each: ``_app`` (routes), ``_service`` (engines and the turns this
-process runs), ``_frames`` (SSE), ``_tenancy`` (who sees which conversation), ``_recovery``
-(turns left live by a crash), ``_rows`` (message rows), ``_auth``, ``_bodies``, ``_errors``,
-``_config``.
+process runs), ``_frames`` (SSE), ``_tenancy`` (who may read, write or audit which conversation),
+``_recovery`` (turns left live by a crash), ``_rows`` (message rows), ``_auth``, ``_bodies``,
+``_errors``, ``_config``.
 """
 
 import inspect as _inspect
@@ -16,7 +17,7 @@ import inspect as _inspect
 import msgspec as _msgspec
 
 from ._app import create_app
-from ._auth import Authenticator, Principal, TokenAuth, open_access
+from ._auth import Authenticator, Principal, TokenAuth, bearer_token, open_access
 from ._bodies import NewConversation, NewTurn
 from ._config import ServerConfig
 from ._errors import ERROR_STATUS
@@ -31,6 +32,7 @@ __all__ = [
     "ServerConfig",
     "TokenAuth",
     "TurnService",
+    "bearer_token",
     "create_app",
     "open_access",
 ]

@@ -5,14 +5,16 @@
     GET  /conversations/{id}/events?after=   SSE replay (or from Last-Event-ID), then live to the turn's end
     GET  /conversations/{id}/messages        the message rows
     GET  /conversations/{id}/verify          the hash chain, recomputed
+    GET  /conversations/{id}/requests        auditors: every request sent to the model, rebuilt and checked
     GET  /health                             no auth: the store answers
 
 Each endpoint is a small function that checks in a fixed order (who is calling: 401; may they see
-the conversation: 404; the query and the body: 422, 413) and then makes one call on the service,
-which it finds in ``request.app.state.service``. Why the service works as it does is told where it
-does it: turns that belong to the log (``_service``), SSE frames that are durable before they are
-visible (``_frames``), tenancy as 404 (``_tenancy``), recovery grace (``_recovery``) and statuses
-by error code (``_errors``).
+the conversation: 404; may they do this with it: 403; the query and the body: 422, 413) and then
+makes one call on the service, which it finds in ``request.app.state.service``. Why the service
+works as it does is told where it does it: turns that belong to the log (``_service``), SSE frames
+that are durable before they are visible (``_frames``), who may read, write or audit which
+conversation (``_tenancy``), recovery grace (``_recovery``) and statuses by error code
+(``_errors``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._bodies import NewConversation, NewTurn, read_body
 from ._errors import EXCEPTION_HANDLERS
 from ._frames import SSE_HEADERS
 from ._service import TurnService
+from ._tenancy import Action
 
 
 def create_app(service: TurnService, *, manage_lifecycle: bool = True) -> Starlette:
@@ -68,11 +71,12 @@ async def _caller(request: Request) -> Principal:
     return await principal_of(request, _service(request).authenticate)
 
 
-async def _conversation(request: Request) -> tuple[str, Principal]:
-    """The path's conversation id and the caller, once the caller may see it (401, 404 otherwise)."""
+async def _conversation(request: Request, action: Action = "read") -> tuple[str, Principal]:
+    """The path's conversation id and the caller, once the caller may ``action`` it (401, 404 or
+    403 otherwise; see ``_tenancy``)."""
     who = await _caller(request)
     conv = request.path_params["id"]
-    await _service(request).tenancy.created(conv, who)
+    await _service(request).tenancy.created(conv, who, action)
     return conv, who
 
 
@@ -114,7 +118,7 @@ async def create_conversation(request: Request) -> Response:
 
 async def start_turn(request: Request) -> Response:
     service = _service(request)
-    conv, who = await _conversation(request)
+    conv, who = await _conversation(request, "write")
     mode = _mode(request)
     body = await read_body(request, NewTurn, limit=service.config.max_body, empty_ok=False)
     started = await service.start_turn(conv, who, body)
@@ -143,6 +147,25 @@ async def verify_conversation(request: Request) -> Response:
     )
 
 
+def _limit(request: Request, most: int) -> int:
+    raw = request.query_params.get("limit") or str(most)
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise RequestError("invalid_query", f"limit must be an integer from 1 to {most}, not {raw!r}")
+    return int(raw)
+
+
+async def requests(request: Request) -> Response:
+    """One page of requests: those after version ``after`` (0), at most ``limit`` of them; each
+    carries its history, so a whole long conversation in one answer would grow without bound."""
+    conv, who = await _conversation(request, "audit")
+    service = _service(request)
+    after = _after(request)
+    limit = _limit(request, service.config.max_requests_page)
+    page, more = await service.requests(conv, who, after=after, limit=limit)
+    nxt = page[-1]["version"] if more and page else None
+    return JSONResponse({"conversation_id": conv, "requests": page, "next": nxt})
+
+
 _ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/conversations", create_conversation, methods=["POST"]),
@@ -150,4 +173,5 @@ _ROUTES = [
     Route("/conversations/{id}/events", events, methods=["GET"]),
     Route("/conversations/{id}/messages", messages, methods=["GET"]),
     Route("/conversations/{id}/verify", verify_conversation, methods=["GET"]),
+    Route("/conversations/{id}/requests", requests, methods=["GET"]),
 ]

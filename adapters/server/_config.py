@@ -22,3 +22,15 @@ class ServerConfig:
     #: Conversations whose settings (first event: tenant, provider) are kept in memory; that
     #: event never changes, so the cache needs no invalidation.
     conversation_cache: int = 100_000
+    #: A principal at this permission level or above reads every conversation of its tenant (not
+    #: only its own subject's) and may ask for the requests sent to the model (``GET
+    #: .../requests``). It does not start turns in others' conversations (see ``_tenancy``).
+    auditor_level: int = 10
+    #: With a signing key given to the service: seconds between signed checkpoints of the log's
+    #: tree head (only when the log grew; see ``_checkpoints``).
+    checkpoint_every: float = 60.0
+    #: The checkpoints' origin line (names the log in the signed body).
+    checkpoint_origin: str = "turnlog"
+    #: ``GET .../requests`` answers at most this many requests a page (``?limit=``, ``?after=``):
+    #: each carries the whole history before it.
+    max_requests_page: int = 20

@@ -32,7 +32,11 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
     {
         # The request itself (RequestError).
         "unauthorized": 401,
-        "not_found": 404,  # also ConversationNotFound, and another tenant's conversation
+        # A conversation the caller may read but not act on so (an auditor starting a turn).
+        "forbidden": 403,
+        # Also ConversationNotFound, and a conversation the caller may not read (another tenant's,
+        # another subject's): ids cannot be probed.
+        "not_found": 404,
         "too_large": 413,
         "invalid_body": 422,
         "invalid_query": 422,

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Collection
 
-from turnlog.engine import Clock, EventLog, LogError, recover
+from turnlog.engine import Clock, EventLog, TurnlogError, recover
 from turnlog.projections import MessageStore
 
 logger = logging.getLogger("turnlog.server")
@@ -68,7 +68,9 @@ class Recovery:
                     skip=set(self._spare),
                     streams=candidates,
                 )
-            except LogError as exc:
+            except TurnlogError as exc:
+                # Never let the sweep die: a log that is down (or a conversation that cannot be
+                # read) is tried again at the next sweep; the operator gets the reason.
                 logger.warning("recovery sweep failed (retrying later): %s", exc)
                 continue
             for r in done:

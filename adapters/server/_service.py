@@ -8,9 +8,14 @@ resumes with ``Last-Event-ID`` here or on any server over the same log. On stop,
 get ``shutdown_grace`` to end; the rest are cancelled, which records ``TurnFailed(cancelled)`` and
 keeps their partial output.
 
+**Who acted** is written into the log: a conversation records the principal who created it
+(tenant and subject, in ``ConversationCreated``), a turn the principal who started it (in
+``TurnStarted``). ``requests`` shows an auditor what the model was sent, rebuilt from the log by
+the engine and rendered by the LLM the conversation's provider maps to here.
+
 The service is composed of one part per concern, each reachable by the HTTP layer: ``tenancy``
-(who sees which conversation), ``frames`` (SSE), ``rows`` (the message rows) and ``recovery``
-(turns left live by a crash).
+(who may read, write or audit which conversation), ``frames`` (SSE), ``rows`` (the message rows)
+and ``recovery`` (turns left live by a crash).
 """
 
 from __future__ import annotations
@@ -18,28 +23,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+import msgspec
 from turnlog.engine import (
     LLM,
     Clock,
     ConfigError,
+    ConversationCreated,
     EngineConfig,
     EventLog,
     Ids,
     LogError,
     Recorded,
     RequestError,
+    Signer,
     SystemClock,
     ToolRegistry,
     TurnEngine,
     TurnRequest,
     TurnStarted,
     UuidIds,
+    rebuild_requests,
 )
 from turnlog.projections import MessageStore
 
 from ._auth import Authenticator, Principal, open_access
 from ._bodies import NewConversation, NewTurn
+from ._checkpoints import Checkpointer
 from ._config import ServerConfig
 from ._frames import Frames
 from ._recovery import Recovery
@@ -64,7 +75,9 @@ class TurnService:
         engine_config: EngineConfig | None = None,
         clock: Clock | None = None,
         ids: Ids | None = None,
+        signer: Signer | None = None,
     ) -> None:
+        """``signer``: sign a checkpoint of the log every ``config.checkpoint_every`` seconds."""
         self.log = log
         self.messages = messages
         self.config = cfg = config or ServerConfig()
@@ -82,20 +95,29 @@ class TurnService:
         }
         #: conversation id -> the task running its turn in this process.
         self.running: dict[str, asyncio.Task[None]] = {}
-        self.tenancy = Tenancy(log, capacity=cfg.conversation_cache)
+        self.tenancy = Tenancy(log, capacity=cfg.conversation_cache, auditor_level=cfg.auditor_level)
         self.frames = Frames(log, heartbeat=cfg.heartbeat, retry_ms=cfg.retry_ms)
         self.rows = MessageRows(log, messages, running=self.running)
         self.recovery = Recovery(log, messages, clock=self.clock, grace=cfg.recover_grace, spare=self.running)
+        self.checkpoints = (
+            Checkpointer(log, signer, every=cfg.checkpoint_every, origin=cfg.checkpoint_origin, clock=self.clock)
+            if signer is not None
+            else None
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover turns left live by a crash, then keep sweeping (see ``_recovery``)."""
         await self.recovery.start()
+        if self.checkpoints is not None:
+            self.checkpoints.start()
 
     async def stop(self) -> None:
         """Stop sweeping; give running turns ``shutdown_grace`` to end, then cancel them."""
         await self.recovery.stop()
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         tasks = list(self.running.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
@@ -107,7 +129,7 @@ class TurnService:
     # -- conversations and turns --------------------------------------------------------------
 
     async def create(self, principal: Principal, body: NewConversation) -> str:
-        """Create a conversation of the principal's tenant; returns its id."""
+        """Create a conversation owned by the principal (its tenant and subject); returns its id."""
         provider = body.provider or self.default_provider
         engine = self.engines.get(provider)
         if engine is None:
@@ -121,21 +143,17 @@ class TurnService:
             max_tokens=body.max_tokens,
             thinking=body.thinking,
             tenant=principal.tenant,
+            subject=principal.subject,
             title=body.title,
         )
 
     async def start_turn(self, conversation_id: str, principal: Principal, body: NewTurn) -> Recorded:
-        """Start a turn and hand it to a task of the service. Returns its TurnStarted."""
-        created = await self.tenancy.created(conversation_id, principal)
+        """Start a turn and hand it to a task of the service. Returns its TurnStarted, which names
+        the principal (tenant and subject) as the turn's actor."""
+        created = await self.tenancy.created(conversation_id, principal, "write")
         # No shortcut on self.running: a turn's task outlives its last commit by a moment, and
         # the log (the engine's refusal, across servers too) is the one judge of "running".
-        engine = self.engines.get(created.provider)
-        if engine is None:
-            raise RequestError(
-                "provider_unavailable",
-                f"conversation {conversation_id!r} uses provider {created.provider!r}, which this server "
-                f"does not have ({', '.join(self.engines)})",
-            )
+        engine = self._engine_of(conversation_id, created)
         request = TurnRequest(
             body.message,
             enabled_tools=body.enabled_tools,
@@ -144,6 +162,8 @@ class TurnService:
             temperature=body.temperature,
             max_tokens=body.max_tokens,
             permission_level=principal.level,
+            tenant=principal.tenant,
+            subject=principal.subject,
             user_id=principal.subject or None,
         )
         turn = engine.run_turn(conversation_id, request)
@@ -153,6 +173,42 @@ class TurnService:
         task = asyncio.get_running_loop().create_task(self._drive(conversation_id, turn))
         self.running[conversation_id] = task
         return started
+
+    async def requests(
+        self, conversation_id: str, principal: Principal, *, after: int = 0, limit: int = 20
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The requests the conversation sent to its model after version ``after`` (at most
+        ``limit``; and whether more follow), rebuilt from the log and rendered by the LLM its
+        provider maps to here, each with the recorded digest and whether they match. Auditors
+        only (``_tenancy``)."""
+        created = await self.tenancy.created(conversation_id, principal, "audit")
+        llm = self._engine_of(conversation_id, created).llm
+        rebuilt = [r for r in await rebuild_requests(self.log, conversation_id, llm) if r.version > after]
+        page = [
+            {
+                "turn_id": r.turn_id,
+                "iteration": r.iteration,
+                "version": r.version,
+                "model": r.model,
+                "sha256": r.sha256,
+                "recorded_sha256": r.recorded_sha256,
+                # The digests agree, and so do the model IterationStarted records and the body's.
+                "match": r.ok,
+                "body": msgspec.json.decode(r.body),
+            }
+            for r in rebuilt[:limit]
+        ]
+        return page, len(rebuilt) > limit
+
+    def _engine_of(self, conversation_id: str, created: ConversationCreated) -> TurnEngine:
+        engine = self.engines.get(created.provider)
+        if engine is None:
+            raise RequestError(
+                "provider_unavailable",
+                f"conversation {conversation_id!r} uses provider {created.provider!r}, which this server "
+                f"does not have ({', '.join(self.engines)})",
+            )
+        return engine
 
     async def _drive(self, conversation_id: str, turn: AsyncIterator[Recorded]) -> None:
         try:

@@ -36,7 +36,8 @@ def service(store: Any, *, delay: float = 0.0, **config: Any) -> TurnService:
     auth = TokenAuth(
         {
             "tok-a": Principal("acme", level=1, subject="ann"),
-            "tok-a-admin": Principal("acme", level=2, subject="root"),
+            # ann with an elevated token: a turn in her own conversation (another subject may not write it)
+            "tok-a-admin": Principal("acme", level=2, subject="ann"),
             "tok-b": Principal("globex", level=1, subject="bob"),
         }
     )
