@@ -19,6 +19,7 @@ from turnlog.adapters.stores import (
     is_pg_url,
     known_revisions,
     parse_pg_url,
+    sqlite_target,
     upgrade,
     upgrade_command,
 )
@@ -31,6 +32,11 @@ def _where(db: str) -> str:
     return parse_pg_url(db).where if is_pg_url(db) else db
 
 
+def _target(db: str) -> str:
+    """What the migrations open: the URL, or the SQLite file without its ``?synchronous=``."""
+    return db if is_pg_url(db) else str(sqlite_target(db)[0])
+
+
 def _require_sqlite_file(db: str) -> None:
     # Opening a SQLite path creates the file: a typo must not leave an empty database behind.
     if not is_pg_url(db) and not Path(db).exists():
@@ -38,8 +44,9 @@ def _require_sqlite_file(db: str) -> None:
 
 
 async def cmd_upgrade(args: argparse.Namespace) -> int:
-    before, after = await upgrade(args.db)
-    where = _where(args.db)
+    db = _target(args.db)
+    before, after = await upgrade(db)
+    where = _where(db)
     if before == after:
         out(f"{where}: already at revision {after} (current)\n")
     else:
@@ -48,9 +55,10 @@ async def cmd_upgrade(args: argparse.Namespace) -> int:
 
 
 async def cmd_current(args: argparse.Namespace) -> int:
-    _require_sqlite_file(args.db)
-    rev = await current_revision(args.db)
-    where = _where(args.db)
+    db = _target(args.db)
+    _require_sqlite_file(db)
+    rev = await current_revision(db)
+    where = _where(db)
     if rev == HEAD_REVISION:
         out(f"{where}: revision {rev} (current)\n")
         return 0
