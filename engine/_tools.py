@@ -1,8 +1,14 @@
 """Tools the model may call: a registry of async and sync callables with OpenAI-style specs.
 
-A tool never raises into the engine. An exception, a timeout, an unknown name, arguments that are
-not a JSON object, or a caller whose permission level is too low all become a result with
-``success=False`` and a message that says what went wrong; the model sees it and the turn goes on.
+A tool is declared once, by its signature: the JSON schema offered to the model is derived from
+its type hints, and every call's arguments are checked against the same declaration before the
+tool runs (``_tool_args``; an explicit ``parameters=`` schema wins).
+
+A tool never raises into the engine. An exception, a timeout, an unknown name, arguments that do
+not fit the tool (not JSON, not an object, a wrong type, a missing or unknown field), or a caller
+whose permission level is too low all become a result with ``success=False`` and a message that
+says what went wrong (``tool get_weather failed: ValueError: ...``, ``invalid arguments for tool
+get_weather: ... - at `$.units```); the model sees it, the stream shows it, the turn goes on.
 
 Sync tools run in the default thread pool so they never block the event loop. A sync tool that
 overruns its timeout is reported as timed out at once; its thread cannot be killed and finishes
@@ -23,11 +29,12 @@ import msgspec
 
 from ._errors import ConfigError
 from ._events import ToolCall
+from ._tool_args import InvalidArguments, ToolArguments
 
 
 class ToolContext(msgspec.Struct, frozen=True):
-    """What a tool may know about its caller. A tool receives it when its signature has a
-    parameter named ``context``."""
+    """What a tool may know about its caller. A tool receives it as its parameter annotated
+    ``ToolContext`` (or named ``context``); that parameter is never offered to the model."""
 
     conversation_id: str
     turn_id: str
@@ -54,7 +61,14 @@ class Tool(msgspec.Struct, frozen=True):
     permission_level: int = 1
     timeout: float | None = None
     is_async: bool = False
-    wants_context: bool = False
+    #: The parameter the caller's ``ToolContext`` is passed as, if the tool takes one.
+    context_param: str | None = None
+    #: The declaration calls are checked against (None: ``parameters`` alone).
+    arguments: ToolArguments | None = None
+
+    @property
+    def wants_context(self) -> bool:
+        return self.context_param is not None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -62,9 +76,6 @@ class Tool(msgspec.Struct, frozen=True):
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
-
-
-_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 class ToolRegistry:
@@ -82,19 +93,23 @@ class ToolRegistry:
         permission_level: int = 1,
         timeout: float | None = None,
     ) -> Tool:
+        """Register ``fn`` as a tool. Its JSON schema is derived from its signature (type hints
+        and defaults; the ``ToolContext`` parameter left out) unless ``parameters`` gives one; a
+        signature no schema can be derived from, without ``parameters``, is a ``ConfigError``."""
         tool_name = name or fn.__name__
         if tool_name in self._tools:
             raise ConfigError(f"a tool named {tool_name!r} is already registered")
-        sig = inspect.signature(fn)
+        arguments = ToolArguments.of(fn, tool_name, parameters, ToolContext)
         tool = Tool(
             name=tool_name,
             fn=fn,
             description=description if description is not None else inspect.getdoc(fn) or "",
-            parameters=parameters or _EMPTY_SCHEMA,
+            parameters=arguments.schema,
             permission_level=permission_level,
             timeout=timeout,
             is_async=inspect.iscoroutinefunction(fn),
-            wants_context="context" in sig.parameters,
+            context_param=arguments.context,
+            arguments=arguments,
         )
         self._tools[tool_name] = tool
         return tool
@@ -137,32 +152,28 @@ class ToolRegistry:
                 f"caller has {context.permission_level}",
                 False,
             )
+        # A Tool built by hand (not by register) is checked against its schema alone.
+        arguments = tool.arguments or ToolArguments(tool.name, tool.parameters, explicit=tool.parameters)
         try:
-            args = json.loads(call.arguments) if call.arguments.strip() else {}
-        except ValueError as exc:
-            return result(
-                f"error: arguments for tool {call.name!r} are not valid JSON ({exc}): {call.arguments[:200]!r}", False
-            )
-        if not isinstance(args, dict):
-            return result(
-                f"error: arguments for tool {call.name!r} must be a JSON object, got {type(args).__name__}", False
-            )
-        if tool.wants_context:
-            args["context"] = context
+            args = arguments.parse(call.arguments)
+        except InvalidArguments as exc:
+            return result(f"error: {exc}", False)
+        if tool.context_param is not None:
+            args[tool.context_param] = context
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 if tool.is_async:
                     value = await tool.fn(**args)
                 else:
                     value = await asyncio.to_thread(tool.fn, **args)
-        except TimeoutError:
-            return result(f"error: tool {call.name!r} timed out after {timeout:g} s", False)
-        except TypeError as exc:
-            # Wrong or missing argument names land here: say which call was malformed.
-            return result(f"error: tool {call.name!r} rejected its arguments: {exc}", False)
+        except TimeoutError as exc:
+            if deadline.expired():
+                return result(f"error: tool {call.name!r} timed out after {timeout:g} s", False)
+            return result(_failed(call.name, exc), False)
         except Exception as exc:
-            return result(f"error: tool {call.name!r} raised {type(exc).__name__}: {exc}", False)
+            return result(_failed(call.name, exc), False)
         content = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         return result(content, _seed_success(content))
 
@@ -174,6 +185,11 @@ class ToolRegistry:
     ) -> list[Awaitable[ToolResult]]:
         """Start every call at once; await the returned tasks in order to get results in call order."""
         return [asyncio.ensure_future(self.run_one(c, context(c), clock)) for c in calls]
+
+
+def _failed(name: str, exc: BaseException) -> str:
+    # What the model and the stream are told: the tool, the exception's type and its words.
+    return f"error: tool {name} failed: {type(exc).__name__}: {exc}"
 
 
 def _seed_success(content: str) -> bool:

@@ -1,13 +1,17 @@
 """Request bodies: what a client may send, and reading it within the size limit.
 
 Bodies are msgspec structs that forbid unknown fields, so a misspelt option is a 422 naming the
-field, not a setting silently ignored. The size limit holds while reading (a chunked body has no
-``Content-Length`` to trust), and nothing is decoded past it.
+field, not a setting silently ignored. Numbers are bounded by their types (msgspec constraints,
+so the 422 names the field: ``Expected `float` <= 2.0 - at `$.temperature```): ``temperature``
+0..2, ``max_tokens`` 1..``MAX_TOKENS_CEILING`` (a server's own cap, ``ServerConfig.max_tokens_cap``,
+is lower and is the policy's to check, ``_policy``). What a client may choose at all (the model,
+the system prompt, the tools) is the server's policy, not the body's. The size limit holds while
+reading (a chunked body has no ``Content-Length`` to trust), and nothing is decoded past it.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -15,24 +19,40 @@ from turnlog.engine import RequestError
 
 T = TypeVar("T")
 
+#: The most ``max_tokens`` any body may name, whatever the server's cap (no model answers more).
+MAX_TOKENS_CEILING = 1_000_000
+
+Temperature = Annotated[float, msgspec.Meta(ge=0.0, le=2.0, description="sampling temperature, 0..2")]
+MaxTokens = Annotated[
+    int, msgspec.Meta(ge=1, le=MAX_TOKENS_CEILING, description="most tokens to generate (the server caps it lower)")
+]
+
 
 class NewConversation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``system_prompt`` and ``model`` only where the server's policy lets a client choose them
+    (422 otherwise); the effective settings are the policy's and are recorded in
+    ``ConversationCreated``."""
+
     system_prompt: str | None = None
     provider: str | None = None
     model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
     thinking: bool = False
     title: str = ""
 
 
 class NewTurn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``model`` only where the server's policy allows it; ``enabled_tools`` within the tools the
+    policy allows (None: the policy's default tools). The effective settings are recorded in
+    ``TurnStarted``."""
+
     message: str
     enabled_tools: list[str] | None = None
     thinking: bool | None = None
     model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
 
 
 async def read_body(request: Request, type_: type[T], *, limit: int, empty_ok: bool) -> T:
