@@ -10,14 +10,23 @@ Commits are pipelined: at most one batch is in flight while the next one is bein
 batches commit in order and the engine keeps working while the database writes. Every committed
 batch is handed to the ``CommitSink`` (the message rows) before it is returned, and only returned
 events may be shown: durable before visible.
+
+The turn is the stream's only writer, but for controls: a ``CancelRequested`` appended by anyone,
+from any process, puts the log ahead of the batch in flight (``ConcurrencyError``). The batch then
+goes after the cancels, which are returned first, in log order, like the turn's own events; the
+``CancelWatch`` is told. Any other event ahead (a recovery that ended the turn) is the conflict
+it is: nothing is written over it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-from ._events import Event, NewEvent, Recorded
+from ._cancel import CancelWatch
+from ._errors import ConcurrencyError
+from ._events import CancelRequested, Event, NewEvent, Recorded
 from ._log import EventLog
 from ._machine import ConversationFold
 from ._ports import Clock, CommitSink
@@ -43,6 +52,7 @@ class GroupCommit:
         flush_ms: float,
         fold: ConversationFold,
         history: TurnHistory,
+        watch: CancelWatch,
     ) -> None:
         self.log = log
         self.stream_id = stream_id
@@ -58,11 +68,15 @@ class GroupCommit:
         self.fold = fold
         #: Sees each event: the next model request is built from it.
         self.history = history
+        #: Told of a cancel met on the way into the log.
+        self.watch = watch
         self.buffer: list[NewEvent] = []
         #: When the buffer's oldest event has waited long enough (``loop.time()``).
         self.deadline = 0.0
         self.inflight: asyncio.Future[list[Recorded]] | None = None
         self.inflight_batch: list[NewEvent] = []
+        #: The newest committed event (None before the first commit).
+        self.head: Recorded | None = None
 
     def record(self, ev: Event) -> None:
         """Check the event against the machine, then buffer it for the next group commit."""
@@ -80,10 +94,38 @@ class GroupCommit:
         batch = self.buffer
         self.buffer = []
         self.inflight_batch = batch
-        self.inflight = asyncio.ensure_future(
-            self.log.append(self.stream_id, batch, self.expected, recorded_at=self.clock.now())
-        )
+        self.inflight = asyncio.ensure_future(self._append(batch, self.expected))
         self.expected += len(batch)
+
+    async def _append(self, batch: list[NewEvent], expected: int) -> list[Recorded]:
+        """Append one batch at ``expected``; after cancels of this turn if the log holds some
+        there (returned first, in log order)."""
+        ahead: list[Recorded] = []
+        while True:
+            try:
+                recs = await self.log.append(self.stream_id, batch, expected, recorded_at=self.clock.now())
+            except ConcurrencyError as conflict:
+                cancels = await self._cancels_after(expected, conflict)
+                ahead += cancels
+                expected += len(cancels)
+                # Only this batch is in flight, so nothing has used the versions they took.
+                self.expected += len(cancels)
+                self.watch.seen(cancels[0])
+                continue
+            return ahead + recs if ahead else recs
+
+    async def _cancels_after(self, version: int, conflict: ConcurrencyError) -> list[Recorded]:
+        """The events after ``version`` (checked reads), when all are cancels of this turn;
+        otherwise ``conflict`` is raised: someone else wrote, and the turn may not go on."""
+        cancels: list[Recorded] = []
+        async with contextlib.aclosing(self.log.iter_stream(self.stream_id, version)) as ahead:
+            async for rec in ahead:
+                if type(rec.event) is not CancelRequested or rec.turn_id != self.turn_id:
+                    raise conflict
+                cancels.append(rec)
+        if not cancels:
+            raise conflict
+        return cancels
 
     async def finish(self) -> list[Recorded]:
         """Wait for the batch in flight; returns its committed events (now safe to show)."""
@@ -99,6 +141,7 @@ class GroupCommit:
         return recs
 
     async def _hand_over(self, recs: list[Recorded]) -> None:
+        self.head = recs[-1]
         # Rows are a projection: a sink that fails does not fail the turn (its events are in the
         # log and are shown); the rows catch up from the log at their next read
         # (``Messages.history``, ``catch_up``). The operator gets the reason.

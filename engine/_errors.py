@@ -9,10 +9,11 @@
      │    ├── IllegalEvent            illegal_event        an event not legal in the turn's current state
      │    └── UnknownEventType        unknown_event_type   a payload this build cannot read
      ├── IntegrityError               integrity_broken     stored events that do not chain (changed, missing)
-     ├── TurnRefused                  turn_refused         a turn or conversation cannot start
+     ├── TurnRefused                  turn_refused         a turn or conversation cannot start (or stop)
      │    ├── ConversationNotFound    not_found            no such conversation
      │    ├── ConversationExists      conversation_exists  the id is taken
-     │    └── TurnInProgress          turn_in_progress     another turn is live
+     │    ├── TurnInProgress          turn_in_progress     another turn is live
+     │    └── NoTurnRunning           no_turn_running      a cancel, but no turn of the conversation is live
      ├── LLMError                     llm_error            the provider failed: becomes TurnFailed(llm_error)
      │    └── MalformedStream         malformed_stream     the provider's stream is not what it should be
      ├── ConfigError                  config_invalid       a setting or argument is missing or wrong
@@ -120,6 +121,18 @@ class TurnInProgress(TurnRefused):
             f"conversation {stream_id!r} already has a live turn {turn_id!r}; wait for it to end "
             f"(or run `turnlog recover` if its process died)"
         )
+
+
+class NoTurnRunning(TurnRefused):
+    """A cancel for a conversation whose last turn has ended (or that has none): nothing is written."""
+
+    code = "no_turn_running"
+
+    def __init__(self, stream_id: str, turn_id: str = "") -> None:
+        self.stream_id = stream_id
+        self.turn_id = turn_id
+        last = f"its last turn {turn_id!r} has already ended" if turn_id else "it has no turn yet"
+        super().__init__(f"conversation {stream_id!r} has no running turn to cancel: {last}")
 
 
 class LLMError(TurnlogError):

@@ -152,6 +152,21 @@ class TurnFailed(Event, tag="turn_failed"):
     iteration: int
 
 
+# --- controls: what a person does to a running turn ------------------------------------------
+
+
+class CancelRequested(Event, tag="cancel_requested"):
+    """Someone asked to stop the running turn (its envelope's ``turn_id`` names it); the time is
+    the envelope's ``recorded_at``. It changes no state: the process running the turn learns of it
+    from the log and ends the turn with ``TurnFailed(cancelled)``."""
+
+    #: Who asked: the principal's tenant and subject ("" when the caller is not authenticated).
+    tenant: str = ""
+    subject: str = ""
+    #: Why, in the asker's words (optional).
+    reason: str = ""
+
+
 AnyEvent = Union[
     ConversationCreated,
     TurnStarted,
@@ -164,6 +179,7 @@ AnyEvent = Union[
     ToolResultRecorded,
     TurnFinalized,
     TurnFailed,
+    CancelRequested,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]

@@ -10,6 +10,10 @@ going through ``trigger``, which keeps per-token work O(1) and cheap.
 The same fold runs live (the engine applies each event before it is written) and on replay, so a
 reordered, truncated-in-the-middle or forged log fails with ``IllegalEvent`` naming the state,
 the event and its version, instead of being silently folded.
+
+Controls (``CancelRequested``) are events of the turn they act on, written by whoever asked, from
+any process: legal in every live state, changing no state, so the fold accepts them wherever
+they landed between the turn's own events.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from transitions import Machine
 from ._errors import IllegalEvent
 from ._events import (
     GENESIS_HASH,
+    CancelRequested,
     ConversationCreated,
     Event,
     IterationStarted,
@@ -50,6 +55,9 @@ TRANSITIONS = [
     {"trigger": "tool_result_recorded", "source": "executing", "dest": None},
     {"trigger": "turn_finalized", "source": "streaming", "dest": "finalized"},
     {"trigger": "turn_failed", "source": list(LIVE_STATES), "dest": "failed"},
+    # A control, not a phase: legal whenever the turn is live, and it changes nothing here. The
+    # process running the turn reads it and ends the turn (``TurnFailed(cancelled)``) itself.
+    {"trigger": "cancel_requested", "source": list(LIVE_STATES), "dest": None},
 ]
 
 MACHINE = Machine(
@@ -200,6 +208,8 @@ class ConversationFold:
             if ev.iteration != turn.iteration:
                 raise illegal(f"it names iteration {ev.iteration} during iteration {turn.iteration}")
             return
+        if isinstance(ev, CancelRequested):
+            return  # no state change, no bookkeeping: the running process acts on it
         if isinstance(ev, ToolResultRecorded):
             if ev.call_id not in turn.started or ev.call_id in turn.results:
                 raise illegal(f"no started tool call {ev.call_id!r} is waiting for a result")

@@ -7,6 +7,10 @@ back longer than the group commit's deadline.
 The reader turns chunks into events (text and reasoning deltas, recorded through the group
 commit), assembles the tool-call fragments, and yields each batch as it commits.
 ``ModelCall.outcome`` (the tool calls, the finish reason, the usage) is there once it has ended.
+
+A cancel of the turn (``CancelWatch``) puts a stop marker in the pipe: the reader, waiting or
+not, takes it after the chunks already read and raises ``TurnFailure("cancelled")``; what was
+recorded stays. No check on the per-chunk path: the marker is one more item.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from ._cancel import CancelWatch
 from ._commit import GroupCommit
 from ._errors import LLMError
 from ._events import ReasoningDelta, Recorded, TextDelta, ToolCall
@@ -25,6 +30,8 @@ from ._failure import TurnFailure
 from ._llm import LLM, ErrorChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 
 _END = object()
+#: Put in the pipe when the turn is cancelled.
+_STOP = object()
 
 
 class _Pipe:
@@ -74,12 +81,15 @@ class ModelCall:
     """One call to the model, during iteration ``iteration`` of a turn: ``batches()`` streams it,
     then ``outcome`` says how it ended."""
 
-    def __init__(self, llm: LLM, body: bytes, iteration: int, commit: GroupCommit, queue_size: int) -> None:
+    def __init__(
+        self, llm: LLM, body: bytes, iteration: int, commit: GroupCommit, queue_size: int, watch: CancelWatch
+    ) -> None:
         self.llm = llm
         self.body = body
         self.iteration = iteration
         self.commit = commit
         self.queue_size = queue_size
+        self.watch = watch
         self._outcome: CallOutcome | None = None
 
     @property
@@ -94,6 +104,12 @@ class ModelCall:
         pipe = _Pipe(self.queue_size)
         producer = asyncio.ensure_future(self._produce(pipe))
         items = pipe.items
+
+        def stop() -> None:
+            items.append(_STOP)
+            pipe.wake()
+
+        self.watch.on_request(stop)
         iteration = self.iteration
         calls: dict[int, _Call] = {}
         finish: str | None = None
@@ -139,6 +155,8 @@ class ModelCall:
                     raise TurnFailure("llm_error", item.message)
                 elif item is _END:
                     break
+                elif item is _STOP:
+                    raise self.watch.failure()
                 elif isinstance(item, LLMError):
                     raise TurnFailure("llm_error", str(item))
                 elif isinstance(item, BaseException):
@@ -147,6 +165,7 @@ class ModelCall:
                     yield await commit.rotate()
             yield await commit.finish()
         finally:
+            self.watch.on_request(None)
             if not producer.done():
                 producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)

@@ -1,16 +1,20 @@
 """``ToolStep``: running one iteration's tool calls.
 
 Every call starts at once; the results are recorded in call order, each committed (and yielded)
-as soon as it and every call before it are done. If the turn fails meanwhile, ``cancel`` stops
-the calls still running.
+as soon as it and every call before it are done. A cancel of the turn ends the wait at once
+(``TurnFailure("cancelled")``). If the turn fails meanwhile, for whatever reason, ``stop`` keeps
+the results of the calls that finished (recorded, in call order) and stops the calls still
+running.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import asyncio
+from collections.abc import AsyncIterator
 
 import msgspec
 
+from ._cancel import CancelWatch
 from ._commit import GroupCommit
 from ._events import Recorded, ToolCall, ToolResultRecorded
 from ._ports import Clock
@@ -22,37 +26,61 @@ class ToolStep:
     calls them; each call gets it with its own ``call_id``."""
 
     def __init__(
-        self, tools: ToolRegistry, clock: Clock, caller: ToolContext, iteration: int, commit: GroupCommit
+        self,
+        tools: ToolRegistry,
+        clock: Clock,
+        caller: ToolContext,
+        iteration: int,
+        commit: GroupCommit,
+        watch: CancelWatch,
     ) -> None:
         self.tools = tools
         self.clock = clock
         self.caller = caller
         self.iteration = iteration
         self.commit = commit
+        self.watch = watch
         #: The calls' tasks while they run; empty before and after.
-        self.tasks: list[Awaitable[ToolResult]] = []
+        self.tasks: list[asyncio.Future[ToolResult]] = []
+        #: Calls whose result is recorded.
+        self.recorded: set[int] = set()
 
     def _context(self, call: ToolCall) -> ToolContext:
         return msgspec.structs.replace(self.caller, call_id=call.id)
 
+    def _record(self, index: int, result: ToolResult) -> None:
+        self.recorded.add(index)
+        self.commit.record(
+            ToolResultRecorded(
+                self.iteration, result.call_id, result.name, result.content, result.success, result.duration_ms
+            )
+        )
+
     async def run(self, calls: list[ToolCall]) -> AsyncIterator[Recorded]:
         """Runs the calls, yielding each result's committed events in call order."""
-        tasks = self.tools.run_all(calls, self._context, self.clock.monotonic)
+        tasks: list[asyncio.Future[ToolResult]] = self.tools.run_all(calls, self._context, self.clock.monotonic)  # type: ignore[assignment]
         self.tasks = tasks
+        cancelled = self.watch.future
         # Awaiting in call order records results in call order, each as soon as it and every
         # call before it are done.
-        for task in tasks:
-            result = await task
-            self.commit.record(
-                ToolResultRecorded(
-                    self.iteration, result.call_id, result.name, result.content, result.success, result.duration_ms
-                )
-            )
+        for index, task in enumerate(tasks):
+            if not task.done():
+                await asyncio.wait((task, cancelled), return_when=asyncio.FIRST_COMPLETED)
+                if not task.done():
+                    raise self.watch.failure()
+            self._record(index, task.result())
             for rec in await self.commit.flush():
                 yield rec
         self.tasks = []
 
-    def cancel(self) -> None:
-        """Stop the calls still running (the turn is failing)."""
-        for task in self.tasks:
-            task.cancel()  # type: ignore[attr-defined]
+    def stop(self, *, keep: bool) -> None:
+        """The turn is failing: with ``keep``, record the results of the calls that finished and
+        were not recorded yet (in call order); stop the calls still running."""
+        for index, task in enumerate(self.tasks):
+            if index in self.recorded:
+                continue
+            if keep and task.done() and not task.cancelled() and task.exception() is None:
+                self._record(index, task.result())
+            else:
+                task.cancel()
+        self.tasks = []

@@ -5,7 +5,10 @@ the model (the log shows what was attempted even if the process dies during the 
 the model call, then either finalizes the turn (no tool calls) or records the tool calls, commits
 them before running them, and records their results. A turn that would need more than
 ``max_iterations`` model calls fails; so does one whose model call fails. ``fail`` ends the turn
-keeping everything recorded before it.
+keeping everything recorded before it (and the results of tool calls that finished).
+
+A cancel (``CancelWatch``) is checked before each side effect (calling the model, running tools)
+and ends the model call or the tools' wait it arrives in: the turn fails ``cancelled``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from ._cancel import CancelWatch
 from ._commit import GroupCommit
 from ._events import (
     IterationStarted,
@@ -48,6 +52,7 @@ class TurnRun:
         history: TurnHistory,
         commit: GroupCommit,
         caller: ToolContext,
+        watch: CancelWatch,
     ) -> None:
         self.llm = llm
         self.tools = tools
@@ -59,10 +64,17 @@ class TurnRun:
         self.commit = commit
         #: What a tool may know about its caller (``call_id`` is set per call).
         self.caller = caller
+        #: Hears of a cancel of the turn.
+        self.watch = watch
         self.usage = Usage()
         self.iteration = 0
         #: The current iteration's tool calls, while they run.
         self.tool_step: ToolStep | None = None
+
+    def head(self) -> Recorded:
+        """The turn's newest committed event."""
+        assert self.commit.head is not None
+        return self.commit.head
 
     @property
     def turn(self) -> Turn:
@@ -72,14 +84,17 @@ class TurnRun:
     async def iterate(self) -> AsyncIterator[Recorded]:
         started = self.history.started
         commit = self.commit
+        watch = self.watch
         for iteration in range(1, started.max_iterations + 1):
+            watch.check()
             self.iteration = iteration
             request = self.history.request()
             body = self.llm.render(request)
             commit.record(IterationStarted(iteration, hashlib.sha256(body).hexdigest(), request.model))
             for rec in await commit.flush():
                 yield rec
-            call = ModelCall(self.llm, body, iteration, commit, self.queue_size)
+            watch.check()  # the flush may have met the cancel: the model is not called
+            call = ModelCall(self.llm, body, iteration, commit, self.queue_size, watch)
             async for batch in call.batches():
                 for rec in batch:
                     yield rec
@@ -104,11 +119,13 @@ class TurnRun:
             commit.record(ToolCallsRequested(iteration, calls, finish or "tool_calls"))
             if iteration >= started.max_iterations:
                 raise TurnFailure("max_iterations", f"Exceeded maximum tool call iterations ({started.max_iterations})")
+            watch.check()  # cancelled while the model answered: the calls are requested, none starts
             for tool_call in calls:
                 commit.record(ToolCallStarted(iteration, tool_call.id, tool_call.name, tool_call.arguments))
             for rec in await commit.flush():
                 yield rec
-            step = self.tool_step = ToolStep(self.tools, self.clock, self.caller, iteration, commit)
+            watch.check()  # no tool runs once the turn is cancelled
+            step = self.tool_step = ToolStep(self.tools, self.clock, self.caller, iteration, commit, watch)
             async for rec in step.run(calls):
                 yield rec
         raise AssertionError("unreachable: the last iteration either finalizes or fails")
@@ -117,7 +134,7 @@ class TurnRun:
         """End the turn as failed, keeping everything recorded so far. Safe to call from any point,
         including after a cancelled flush."""
         if self.tool_step is not None:
-            self.tool_step.cancel()
+            self.tool_step.stop(keep=self.turn.state == "executing")
         committed = await self.commit.settle()
         if self.turn.state not in LIVE_STATES:
             return committed

@@ -26,6 +26,7 @@ from turnlog.engine import (
     TurnFailed,
     TurnFinalized,
     TurnRequest,
+    cancel_turn,
     replay,
     verify,
 )
@@ -116,12 +117,24 @@ SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
         [{"tool": "get_weather", "arguments": '{"city": "Par', "split": 4}],
         [{"text": "Bad arguments, retrying is needed.", "split": 8}],
     ],
+    # The model stalls after its first words; someone cancels the turn (``CANCELS``).
+    "cancelled_mid_answer": [[{"text": "Partial answer before the stop", "split": 6}, {"sleep": 30.0}, {"text": "x"}]],
 }
 
 MAX_ITERATIONS = {"max_iterations_exceeded": 3}
+#: Scenarios cancelled by someone once the client has seen this text: (text, who asks and why).
+CANCELS = {
+    "cancelled_mid_answer": (
+        "Partial answer before the stop",
+        {"tenant": "acme", "subject": "alice", "reason": "changed my mind"},
+    )
+}
+FAILED = ("max_iterations_exceeded", "llm_error_mid_stream", "cancelled_mid_answer")
 
 
-async def run_scenario(store, script, *, mode: str = "delta", max_iterations: int | None = None):
+async def run_scenario(
+    store, script, *, mode: str = "delta", max_iterations: int | None = None, cancel: tuple[str, dict] | None = None
+):
     llm = ScriptedLLM(script)
     engine = TurnEngine(
         store.log,
@@ -134,7 +147,16 @@ async def run_scenario(store, script, *, mode: str = "delta", max_iterations: in
     )
     conv = await engine.create_conversation(system_prompt="You are a test assistant.", model="test-model")
     request = TurnRequest("What is the weather?", enabled_tools=ALL_TOOLS, max_iterations=max_iterations)
-    live = [frame async for frame in stream_sse(engine, conv, request, mode=mode)]  # type: ignore[arg-type]
+    live = []
+    cancel_at, actor = cancel or (None, {})
+    seen = ""
+    async for frame in stream_sse(engine, conv, request, mode=mode):  # type: ignore[arg-type]
+        live.append(frame)
+        if cancel_at is not None and b'"type":"text"' in frame:
+            seen += json.loads(frame.split(b"data: ", 1)[1])["step"]["content"]
+            if seen == cancel_at:
+                # Every word is committed and the model stalls: the cancel lands at one place.
+                await cancel_turn(store.log, conv, **actor)
     return engine, conv, live, llm
 
 
@@ -171,14 +193,16 @@ def scenario_snapshot(transcript_snapshot: Any) -> Any:
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_scenario(store, name: str, scenario_snapshot) -> None:
-    _, conv, live, _ = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
+    _, conv, live, _ = await run_scenario(
+        store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name), cancel=CANCELS.get(name)
+    )
     events = await check_invariants(store, conv, live)
     assert render(events) == scenario_snapshot(name=name)
     rows = await store.messages.rows(conv)
     assert [r.role for r in rows] == ["user", "assistant"]
     terminal = events[-1].event
     content = assistant_content(rows)
-    if name in ("max_iterations_exceeded", "llm_error_mid_stream"):
+    if name in FAILED:
         assert isinstance(terminal, TurnFailed)
         assert rows[-1].status == "failed" and rows[0].status == "failed"
         assert live[-1].startswith(b"id: %d\nevent: error\n" % events[-1].version)
@@ -192,7 +216,9 @@ async def test_scenario(store, name: str, scenario_snapshot) -> None:
 
 
 async def transcript(store, name: str) -> str:
-    _, conv, _, _ = await run_scenario(store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name))
+    _, conv, _, _ = await run_scenario(
+        store, SCENARIOS[name], max_iterations=MAX_ITERATIONS.get(name), cancel=CANCELS.get(name)
+    )
     return render([rec async for rec in replay(store.log, conv)])
 
 
@@ -229,7 +255,7 @@ async def test_max_iterations_is_counted_and_reported(store) -> None:
 @pytest.mark.parametrize(
     ("name", "needle"),
     [
-        ("tool_exception", "raised RuntimeError: disk full"),
+        ("tool_exception", "tool explode failed: RuntimeError: disk full"),
         ("tool_timeout", "timed out after 0.05 s"),
         ("unknown_tool", "unknown tool 'launch_rockets'"),
         ("invalid_argument_json", "are not valid JSON"),
