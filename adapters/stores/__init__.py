@@ -1,14 +1,15 @@
 """turnlog.adapters.stores: where the log and the message rows are kept.
 
 SQLite (the embedded default) and PostgreSQL (several app servers over one database) event logs,
-the SQL message rows, the schema and its Alembic migrations, and ``open_store``: one factory for
-a ``--db`` value, used by the CLI, the server, the tests and users.
+the SQL message rows and conversation summaries, the schema and its Alembic migrations, and
+``open_store``: one factory for a ``--db`` value, used by the CLI, the server, the tests and users.
 """
 
 import inspect as _inspect
 
 import msgspec as _msgspec
 
+from ._conversations import SqlConversationIndex
 from ._factory import Store, open_store, sqlite_target
 from ._migrate import HEAD_REVISION, current_revision, known_revisions, upgrade, upgrade_command
 from ._postgres import PostgresEventLog
@@ -20,6 +21,7 @@ __all__ = [
     "HEAD_REVISION",
     "PgTarget",
     "PostgresEventLog",
+    "SqlConversationIndex",
     "SqlMessageStore",
     "SqliteEventLog",
     "Store",

@@ -7,7 +7,8 @@
     ...
     await store.close()
 
-The message rows live beside the log, in the same database.
+The message rows and the conversation summaries (``store.conversations``, the list's index)
+live beside the log, in the same database.
 
 A ``--db`` value may carry parameters after ``?``, as a URL does: PostgreSQL takes ``schema``
 (``adapters/stores/_urls.py``), a SQLite path takes ``synchronous`` (``NORMAL``, ``FULL`` or
@@ -25,8 +26,9 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from turnlog.engine import ConfigError, EventLog, StoreUnavailable
-from turnlog.projections import MessageStore
+from turnlog.projections import ConversationIndex, MessageStore
 
+from ._conversations import SqlConversationIndex
 from ._postgres import PostgresEventLog
 from ._rows import SqlMessageStore
 from ._sqlite import SqliteEventLog
@@ -38,6 +40,11 @@ class Store(NamedTuple):
 
     log: EventLog
     messages: MessageStore
+
+    @property
+    def conversations(self) -> ConversationIndex | None:
+        """The conversation summaries the rows' sink keeps (``GET /conversations``, ``turnlog list``)."""
+        return self.messages.conversations
 
     async def close(self) -> None:
         await self.log.close()
@@ -100,4 +107,4 @@ async def open_store(db: str | Path, *, create: bool = True) -> Store:
     if not create and not Path(path).exists():  # noqa: ASYNC240 (one stat, once per open)
         raise StoreUnavailable(f"no database at {path}: check the path (`turnlog db upgrade --db PATH` creates one)")
     lite = await SqliteEventLog.open(path, create=create, **params)
-    return Store(lite, SqlMessageStore(lite.writer))
+    return Store(lite, SqlMessageStore(lite.writer, SqlConversationIndex(lite.writer, reader=lite.reader)))

@@ -1,4 +1,5 @@
-"""The SQL schema every SQL store shares: the event log and the message-rows projection.
+"""The SQL schema every SQL store shares: the event log and its projections (the message rows,
+the conversation summaries).
 
 These table objects are what the stores and the row projection query. The database itself is
 created and upgraded only by the Alembic migrations in engine/migrations (run by engine/migrate.py
@@ -56,7 +57,7 @@ messages = Table(
     "turnlog_messages",
     metadata,
     Column("id", String(200), primary_key=True),
-    Column("conversation_id", String(200), nullable=False, index=True),
+    Column("conversation_id", String(200), nullable=False),
     Column("turn_id", String(200), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("role", String(20), nullable=False),
@@ -66,6 +67,10 @@ messages = Table(
     Column("status", String(20), nullable=False),
     Column("created_at", String(40), nullable=False),
 )
+
+# A conversation's rows in seq order, and a page of them (rows_page), without a sort: the index
+# of conversation_id alone (migration 0001) had every read sort the conversation's rows.
+Index("ix_turnlog_messages_conversation_seq", messages.c.conversation_id, messages.c.seq)
 
 # How far the messages projection has applied each conversation's stream.
 projection_state = Table(
@@ -93,3 +98,35 @@ checkpoints = Table(
 
 # last_checkpoint (every `turnlog checkpoint`, every export) reads the largest size.
 Index("ix_turnlog_checkpoints_size", checkpoints.c.size)
+
+# The conversations projection (projections/_conversations.py): one summary per conversation,
+# rebuildable from the log, written with the rows (the same transaction). ``version``: the log
+# version the summary reflects (a save never goes back to an older one).
+conversations = Table(
+    "turnlog_conversations",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("turns", Integer, nullable=False),
+    Column("last_status", String(20), nullable=True),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("parent", String(200), nullable=True),
+    Column("version", Integer, nullable=False),
+)
+
+# The lists, newest first by last activity, in keyset pages: a subject's conversations within a
+# tenant, and (auditors, the CLI) the whole tenant's. Each page is one range of one index.
+Index(
+    "ix_turnlog_conversations_subject",
+    conversations.c.tenant,
+    conversations.c.subject,
+    conversations.c.updated_at,
+    conversations.c.id,
+)
+Index("ix_turnlog_conversations_tenant", conversations.c.tenant, conversations.c.updated_at, conversations.c.id)

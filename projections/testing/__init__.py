@@ -16,6 +16,9 @@ on it with the rows as its ``Messages`` port. Rows kept beside the log come from
 
 The log is closed after each test; ``self.tmp_path`` is the test's temporary directory. The
 tests are marked for pytest-asyncio and run in its strict mode too.
+
+A row store that keeps the conversations' summaries (``MessageStore.conversations``) passes
+``ConversationIndexContract`` too, with the same ``open_rows``.
 """
 
 import inspect as _inspect
@@ -28,8 +31,10 @@ _register_assert_rewrite(
     "turnlog.projections.testing._support",
     "turnlog.projections.testing._rows_contract",
     "turnlog.projections.testing._port_contract",
+    "turnlog.projections.testing._conversations_contract",
 )
 
+from ._conversations_contract import ConversationIndexContract  # noqa: E402
 from ._port_contract import PortContract as _PortContract  # noqa: E402
 from ._rows_contract import RowsContract as _RowsContract  # noqa: E402
 
@@ -44,7 +49,7 @@ class MessageStoreContract(_RowsContract, _PortContract):
     define ``open_rows``."""
 
 
-__all__ = ["MessageStoreContract"]
+__all__ = ["ConversationIndexContract", "MessageStoreContract"]
 
 # Exported classes and functions report this package as their ``__module__`` (as httpx's do), so
 # reprs, tracebacks and docs name the public path, never a private module.

@@ -1,5 +1,6 @@
 """The row store's own promises (``turnlog.projections.MessageStore``): upsert by id, rows in
-``seq`` order per conversation, ``applied_version``, ``clear`` and ``live_conversations``."""
+``seq`` order per conversation, pages of them (``rows_page``), ``applied_version``, ``clear`` and
+``live_conversations``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,23 @@ class RowsContract(RowsHarness):
         assert await m.rows("c1") == [early, middle, late]
         assert await m.rows("c2") == [other]
         assert await m.rows("nobody") == []
+
+    async def test_rows_page_reads_a_page_after_a_seq_in_seq_order(self, store: Opened) -> None:
+        m = store.messages
+        rows = [row(f"r{seq}", "c1", seq, "user" if seq % 2 else "assistant") for seq in (9, 2, 7, 3, 12, 5, 4)]
+        await m.save("c1", rows, 12)
+        await m.save("c2", [row("other", "c2", 6)], 6)
+        in_order = sorted(rows, key=lambda r: r.seq)
+        pages, after = [], 0
+        while page := await m.rows_page("c1", after, 3):
+            assert len(page) <= 3
+            pages.append(page)
+            after = page[-1].seq
+        # Every row once, in seq order, in pages of at most 3; nothing of another conversation.
+        assert [r for p in pages for r in p] == in_order and [len(p) for p in pages] == [3, 3, 1]
+        assert await m.rows_page("c1", 4, 2) == in_order[3:5]  # strictly after seq 4
+        assert await m.rows_page("c1", 12, 5) == [] and await m.rows_page("nobody", 0, 5) == []
+        assert await m.rows_page("c1", 0, 100) == in_order
 
     async def test_every_field_round_trips(self, store: Opened) -> None:
         m = store.messages

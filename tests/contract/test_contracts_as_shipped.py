@@ -88,7 +88,7 @@ def test_the_contracts_pass_a_sound_store_and_fail_each_broken_promise(tmp_path:
         kind = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
         outcomes.setdefault(cls, {}).setdefault(kind, set()).add(case.get("name", ""))
     log_tests, row_tests = contract_tests(EventLogContract), contract_tests(MessageStoreContract)
-    assert len(log_tests) == 17 and len(row_tests) == 11
+    assert len(log_tests) == 17 and len(row_tests) == 12
     assert outcomes["TestLog"] == {"passed": log_tests}, proc.stdout[-3000:]
     assert outcomes["TestRows"] == {"passed": row_tests}, proc.stdout[-3000:]
     broken = {
