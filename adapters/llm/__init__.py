@@ -2,7 +2,8 @@
 
 ``OpenAILLM`` streams any OpenAI-compatible chat-completions API (``ProviderConfig`` and its
 ``PRESETS`` say where and how); ``RecordedLLM`` plays raw recorded provider streams through that
-same client from a local server; ``ScriptedLLM`` and ``EchoLLM`` answer without a network.
+same client from a local server, and ``RecordingLLM`` records them from any LLM it wraps;
+``ScriptedLLM`` and ``EchoLLM`` answer without a network.
 ``StreamNormalizer`` (provider JSON to the engine's chunks) and ``SseEvents`` (the SSE wire
 reader) are pure and usable on their own; ``LocalServer`` is the 127.0.0.1 fake provider.
 """
@@ -16,6 +17,7 @@ from ._normalise import StreamNormalizer
 from ._openai import OpenAILLM, RetryPolicy, Timeouts, render_body
 from ._providers import PRESETS, ProviderConfig
 from ._recorded import RecordedLLM, Recording
+from ._recording import RecordingLLM
 from ._scripted import EchoLLM, ScriptedLLM
 from ._wire import SseEvents
 
@@ -27,6 +29,7 @@ __all__ = [
     "ProviderConfig",
     "RecordedLLM",
     "Recording",
+    "RecordingLLM",
     "Reply",
     "Request",
     "RetryPolicy",

@@ -90,7 +90,7 @@ async def test_play_prints_the_frames_and_stores_the_turn(tmp_path: Path) -> Non
 @needs_corpus
 async def test_play_fails_clearly_when_the_recordings_run_out(tmp_path: Path) -> None:
     rc, out, err = await turnlog("play", str(CORPUS / "deepseek-tool-call-1.sse"), "--mode", "full", cwd=tmp_path)
-    assert rc == 0, err
+    assert rc == 1, err  # a failed turn fails the command
     assert "event: error" in out and "no more recordings: model call 2 has none" in out
     assert "turn failed (llm_error)" in err
 
@@ -119,8 +119,9 @@ async def test_chat_reports_a_provider_error_as_a_failed_turn(tmp_path: Path) ->
     async with LocalServer([refusal]) as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": KEY, "TURNLOG_MODEL": "fake-9"}
         rc, out, err = await turnlog("chat", cwd=tmp_path, stdin=b"hi\n", env=env)
-    assert rc == 0, err
+    assert rc == 1, err  # a failed turn fails the command, after the session
     assert "[turn failed (llm_error): openai: HTTP 404: model fake-9 does not exist]" in out
+    assert err.startswith("turnlog: chat: 1 of 1 turn(s) failed (conversation ")
     assert KEY not in out + err
 
 

@@ -89,6 +89,7 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
         "demo",
         "replay",
         "rebuild",
+        "list",
         "verify",
         "keygen",
         "checkpoint",
@@ -96,6 +97,7 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
         "db",
         "serve",
         "recover",
+        "cancel",
         "chat",
         "play",
     ]
