@@ -157,7 +157,7 @@ async def measure(store: str, db: str, child: Child, n: int, words: int) -> Row:
     message = " ".join(f"w{i}" for i in range(words))
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx.AsyncClient(base_url=child.url, limits=limits, timeout=120) as client:
-        convs = [(await client.post("/conversations", json={"model": "echo"})).json()["id"] for _ in range(n)]
+        convs = [(await client.post("/conversations", json={})).json()["id"] for _ in range(n)]
         turns = [Turn(c) for c in convs]
         start, server0, client0 = time.perf_counter(), child.cpu_seconds(), _own_cpu()
         await asyncio.gather(*(run_turn(client, t, message) for t in turns))

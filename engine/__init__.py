@@ -9,6 +9,7 @@ import inspect as _inspect
 import msgspec as _msgspec
 
 from ._audit import RebuiltRequest, Recovered, RequestCheck, check_requests, rebuild_requests, recover, replay
+from ._cancel import cancel_turn
 from ._checkpoint import (
     DEFAULT_ORIGIN,
     Checkpoint,
@@ -29,6 +30,7 @@ from ._errors import (
     LLMError,
     LogError,
     MalformedStream,
+    NoTurnRunning,
     ReplayError,
     RequestError,
     SchemaError,
@@ -40,6 +42,7 @@ from ._errors import (
 )
 from ._events import (
     GENESIS_HASH,
+    CancelRequested,
     ConversationCreated,
     Event,
     IterationStarted,
@@ -100,6 +103,7 @@ __all__ = [
     "STATES",
     "TRANSITIONS",
     "Broken",
+    "CancelRequested",
     "Checkpoint",
     "CheckpointLog",
     "Clock",
@@ -133,6 +137,7 @@ __all__ = [
     "MalformedStream",
     "Messages",
     "NewEvent",
+    "NoTurnRunning",
     "PriorMessage",
     "PriorTurns",
     "Problem",
@@ -175,6 +180,7 @@ __all__ = [
     "UsageRecorded",
     "UuidIds",
     "VerifyReport",
+    "cancel_turn",
     "chain_hash",
     "check_requests",
     "checkpoint_body",

@@ -13,15 +13,21 @@ than ``flush_ms``.
 Nothing escapes a started turn: a provider error, an unexpected exception, or the consumer
 closing the generator (``aclose``) or being cancelled ends the turn with a committed
 ``TurnFailed`` that keeps everything streamed before it.
+
+A turn also stops when anyone, from any process, appends a ``CancelRequested`` for it
+(``cancel_turn``): its next commit meets it, and while it is quiet its ``CancelWatch`` follows the
+stream for it (see ``_cancel``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
 
+from ._cancel import CancelWatch
 from ._commit import GroupCommit
 from ._errors import ConcurrencyError, ConversationExists, ConversationNotFound, IntegrityError, TurnInProgress
 from ._events import ConversationCreated, NewEvent, Recorded, TurnFailed, TurnFinalized, TurnStarted
@@ -33,6 +39,8 @@ from ._ports import Clock, Ids, Messages, SystemClock, UuidIds
 from ._request import LogHistory, TurnHistory
 from ._tools import ToolContext, ToolRegistry
 from ._turn import TurnRun
+
+logger = logging.getLogger("turnlog.engine")
 
 
 class EngineConfig(msgspec.Struct, frozen=True):
@@ -116,9 +124,15 @@ class TurnEngine:
             subject=subject,
         )
         try:
-            await self.log.append(conv, [NewEvent(created)], 0, recorded_at=self.clock.now())
+            recs = await self.log.append(conv, [NewEvent(created)], 0, recorded_at=self.clock.now())
         except ConcurrencyError:
             raise ConversationExists(conv) from None
+        # The projections see the conversation at once (it is listed before its first turn). A
+        # failure is logged, not raised: the conversation exists, and its first turn projects it.
+        try:
+            await self.messages.sink(conv, 0).committed(recs)
+        except Exception:
+            logger.exception("conversation %s created, not yet projected (its first turn will)", conv)
         return conv
 
     async def _begin(self, conv: str, req: TurnRequest) -> tuple[TurnRun, list[Recorded]]:
@@ -160,6 +174,7 @@ class TurnEngine:
             subject=req.subject,
         )
         history = TurnHistory(prior, started, round_trip_reasoning=self.llm.round_trip_reasoning)
+        watch = CancelWatch(self.log, conv, turn_id)
         commit = GroupCommit(
             self.log,
             conv,
@@ -171,6 +186,7 @@ class TurnEngine:
             flush_ms=self.config.flush_ms,
             fold=fold,
             history=history,
+            watch=watch,
         )
         caller = ToolContext(
             conversation_id=conv,
@@ -190,6 +206,7 @@ class TurnEngine:
             history=history,
             commit=commit,
             caller=caller,
+            watch=watch,
         )
         commit.record(started)
         try:
@@ -206,6 +223,7 @@ class TurnEngine:
         run, first = await self._begin(conversation_id, request)
         for rec in first:
             yield rec
+        run.watch.start(run.head)
         try:
             async for rec in run.iterate():
                 yield rec
@@ -222,3 +240,5 @@ class TurnEngine:
             # A bug, not bad input: still recorded, never escaping with the partial output lost.
             for rec in await run.fail("internal", f"internal error: {type(exc).__name__}: {exc}"):
                 yield rec
+        finally:
+            await run.watch.close()

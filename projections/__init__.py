@@ -1,12 +1,20 @@
 """turnlog.projections: folds from events to outputs. SSE frames (protocol v1), message rows as
-data (and the ``MessageStore`` port they are kept behind), the readable transcript. No I/O: the
-SQL row store is ``turnlog.adapters.stores.SqlMessageStore``.
+data (and the ``MessageStore`` port they are kept behind), conversation summaries (and the
+``ConversationIndex`` that lists them), the readable transcript. No I/O: the SQL stores are
+``turnlog.adapters.stores.SqlMessageStore`` and ``SqlConversationIndex``.
 """
 
 import inspect as _inspect
 
 import msgspec as _msgspec
 
+from ._conversations import (
+    ConversationIndex,
+    ConversationSummary,
+    MemoryConversationIndex,
+    SummaryFold,
+    fold_summary,
+)
 from ._messages import MessageFold, MessageRow, fold_rows
 from ._rows import MemoryMessageStore, MessageStore, catch_up, history_of, rebuild, row_text
 from ._sse import MODES, Mode, SseProjector, project, stream_sse
@@ -14,14 +22,19 @@ from ._transcript import render
 
 __all__ = [
     "MODES",
+    "ConversationIndex",
+    "ConversationSummary",
+    "MemoryConversationIndex",
     "MemoryMessageStore",
     "MessageFold",
     "MessageRow",
     "MessageStore",
     "Mode",
     "SseProjector",
+    "SummaryFold",
     "catch_up",
     "fold_rows",
+    "fold_summary",
     "history_of",
     "project",
     "rebuild",

@@ -10,7 +10,8 @@ Modes: ``full`` (the seed's: a thinking/text frame carries the step's whole text
 with the square of the answer) and ``delta`` (only the new text; bytes grow linearly).
 
 Events that produce no frame: ConversationCreated, TurnStarted, IterationStarted,
-ToolCallsRequested, UsageRecorded. At most one frame per event.
+ToolCallsRequested, UsageRecorded, CancelRequested (the ``error`` frame of the failure it causes
+says who asked). At most one frame per event.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ first 16 hex digits of the request digest and, under it, a summary of that reque
 the events with the engine's request builder (``PriorTurns``, ``TurnHistory``): the model, the
 system prompt (clipped), the tools offered and the roles of its messages, so a snapshot diff says
 what changed in a request, not only that its digest did. What it answered, verbatim. Who acted
-(tenant and subject) is shown on the conversation and turn lines.
+(tenant and subject) is shown on the conversation, turn and cancel lines.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 
 from turnlog.engine import (
+    CancelRequested,
     ConversationCreated,
     IterationStarted,
     LLMRequest,
@@ -153,5 +154,7 @@ def render(events: Iterable[Recorded]) -> str:
             )
         elif isinstance(ev, TurnFailed):
             out.append(f"  failed reason={ev.reason} iteration={ev.iteration}: {_q(ev.message)}")
+        elif isinstance(ev, CancelRequested):
+            out.append(f"  cancel requested v{rec.version} {_actor(ev.tenant, ev.subject)} reason={_q(ev.reason)}")
     flush_deltas()
     return "\n".join(out) + "\n"

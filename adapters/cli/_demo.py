@@ -4,10 +4,11 @@
 
 Turn 1 thinks, calls two tools in parallel (arguments split across chunks), then answers.
 Turn 2 is a plain answer that the model writes with turn 1 in its history. ``--llm openai`` asks
-a real model instead of the script (OPENAI_BASE_URL / OPENAI_API_KEY / TURNLOG_MODEL).
+a real model instead of the script (OPENAI_BASE_URL / OPENAI_API_KEY / TURNLOG_MODEL). It exits 1
+when a turn failed, or when the replay or the hash chain does not hold.
 
 The demo tools (``demo_tools``: ``get_weather`` for two cities) are also what ``turnlog serve``
-offers when it is given no ``--tools``.
+offers its scripted model when it is given no ``--tools``, and what ``--tools demo`` names.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 from typing import Any
 
-from turnlog.adapters.llm import OpenAILLM, ProviderConfig, ScriptedLLM
+from turnlog.adapters.llm import OpenAILLM, ScriptedLLM
 from turnlog.adapters.stores import open_store
-from turnlog.engine import LLM, ToolRegistry, TurnEngine, TurnRequest, replay, verify
+from turnlog.engine import LLM, ToolRegistry, TurnEngine, TurnFailed, TurnRequest, replay, verify
 from turnlog.projections import project, stream_sse
 
-from ._common import Subparsers, add_command, add_mode, out
+from ._common import Subparsers, add_command, add_mode, out, provider_config
 
 DEMO_SCRIPT: list[list[dict[str, Any]]] = [
     [
@@ -67,7 +69,7 @@ def demo_tools() -> ToolRegistry:
 async def cmd_demo(args: argparse.Namespace) -> int:
     llm: LLM
     if args.llm == "openai":
-        config = ProviderConfig.from_env()  # before opening the store: a config error leaves nothing open
+        config = provider_config()  # before opening the store: a config error leaves nothing open
         llm, model = OpenAILLM(config), config.model
     else:
         llm, model = ScriptedLLM(DEMO_SCRIPT), "demo-model"
@@ -104,7 +106,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         report = await verify(log, conv)
         out(f"\n=== verify: {'ok, hash chain intact' if report.ok else 'BROKEN'} ({report.events} events)\n")
         out(f"\nTry: turnlog replay {conv} --db {args.db} --format transcript\n")
-        return 0 if same and report.ok else 1
+        failed = [rec.event for rec in events if isinstance(rec.event, TurnFailed)]
+        for ev in failed:
+            print(f"turnlog: demo: a turn of {conv} failed ({ev.reason}): {ev.message}", file=sys.stderr)
+        return 0 if same and report.ok and not failed else 1
 
 
 def register(subparsers: Subparsers) -> None:

@@ -118,6 +118,13 @@ def register(subparsers: Subparsers) -> None:
     p = add_command(subparsers, "replay", cmd_replay, "print a conversation from its log")
     p.add_argument("conversation")
     p.add_argument("--after", type=int, default=0, metavar="VERSION", help="only what follows this version")
-    p.add_argument("--format", choices=("sse", "transcript", "events", "messages", "requests"), default="sse")
+    p.add_argument(
+        "--format",
+        choices=("sse", "transcript", "events", "messages", "requests"),
+        default="sse",
+        help="sse (default): the SSE frames a client got; transcript: readable text; events: one JSON event "
+        "a line; messages: the message rows; requests: every request sent to the model, rebuilt from the "
+        "log, exit 1 if one does not match its recorded digest",
+    )
     add_mode(p)
     add_command(subparsers, "rebuild", cmd_rebuild, "recompute the message rows from the log")

@@ -4,14 +4,18 @@
     turnlog replay CONVERSATION [--after VERSION] [--format sse|transcript|events|messages|requests] [--mode full|delta]
     turnlog verify [CONVERSATION]
     turnlog rebuild
+    turnlog list [--tenant T] [--subject S] [--limit N]
     turnlog db upgrade|current
     turnlog serve [--host --port --llm --tokens --tools MODULE:NAME ...]
     turnlog recover [--older-than SECONDS]
-    turnlog chat [--conversation ID] [--system TEXT] [--thinking]
-    turnlog play RECORDING.sse [...] [--mode full|delta] [--message TEXT] [--seed N]
+    turnlog cancel CONVERSATION [--reason TEXT] [--tenant T] [--subject S]
+    turnlog chat [--conversation ID] [--system TEXT] [--thinking] [--tools MODULE:NAME] [--record DIR]
+    turnlog play RECORDING.sse [...] [--mode full|delta] [--message TEXT] [--seed N] [--tools MODULE:NAME]
+    turnlog --version
 
-``--db`` picks the log: a SQLite file path (default ``./turnlog.db``) or a ``postgresql://`` URL.
-Errors print one line on stderr and exit non-zero; no traceback.
+``--db`` picks the log: a SQLite file path (default ``$TURNLOG_DB``, else ``./turnlog.db``) or a
+``postgresql://`` URL. Errors print one line on stderr and exit non-zero; no traceback. A turn
+that fails makes ``demo``, ``chat`` and ``play`` exit 1.
 
 This module only builds the parser from each command group's ``register(subparsers)`` and runs
 the chosen command. Imports point one way: ``_main`` -> the groups -> ``_common`` (and ``_serve``
@@ -19,19 +23,23 @@ the chosen command. Imports point one way: ``_main`` -> the groups -> ``_common`
 
     _demo    demo                       _serve   serve, recover
     _log     replay, verify, rebuild    _llm     chat, play
+    _list    list                       _controls  cancel
     _db      db upgrade, db current
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
 from ._audit import register as register_audit
 from ._common import Subparsers, run
+from ._controls import register as register_controls
 from ._db import register as register_db
 from ._demo import register as register_demo
+from ._list import register as register_list
 from ._llm import register as register_llm
 from ._log import register as register_log
 from ._serve import register as register_serve
@@ -40,15 +48,51 @@ from ._serve import register as register_serve
 GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     register_demo,
     register_log,
+    register_list,
     register_audit,
     register_db,
     register_serve,
+    register_controls,
     register_llm,
 )
 
 
+DESCRIPTION = """\
+turnlog runs chat turns against LLMs as an explicit state machine over an append-only,
+hash-chained event log: stream the answer, run the tools the model asks for, keep every event.
+Run turns (demo, chat, play, serve), read them back (replay), prove nothing was changed or
+removed (verify, checkpoint, export) and keep the database schema current (db)."""
+
+EPILOG = """\
+every command takes --db: a SQLite file (default turnlog.db) or a postgresql:// URL; set
+TURNLOG_DB once instead of repeating it.
+--mode (SSE frames): delta sends each step's new text only (default); full re-sends the step's
+whole text in every frame, as frontends written for the original service expect.
+--format (replay): sse (the frames a client got), transcript (readable text), events (one JSON
+event a line), messages (the message rows), requests (every request sent to the model,
+rebuilt from the log and checked against its recorded digest).
+a real model (chat, demo and serve with --llm openai): OPENAI_API_KEY, OPENAI_BASE_URL (any
+OpenAI-compatible server), TURNLOG_MODEL, TURNLOG_PROVIDER (a preset: openai, deepseek, ...).
+exit status: 0 ok; 1 an error (one line on stderr) or a failed turn; 2 a bug (TURNLOG_DEBUG=1
+shows the traceback); 3 db current: the schema is not this turnlog's.
+turnlog COMMAND --help tells more about each command."""
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("turnlog")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="turnlog", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="turnlog",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"turnlog {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in GROUPS:
         register(subparsers)

@@ -8,44 +8,35 @@ crashed one left live.
 ``serve`` needs the ``server`` extra (Starlette, uvicorn), imported when ``serve`` runs: without it
 every other command works and ``serve`` says what to install. It recovers interrupted turns before
 it accepts a request (see ``turnlog.adapters.server`` for the grace period on several servers).
-Without ``--tools`` it offers the demo's tools.
+Tools: ``--tools MODULE:NAME`` (or ``demo``); without it the scripted echo model is served with the
+demo's tools, a real model (``--llm openai``) with none: a demo tool answering made-up weather to
+a real model is not something to offer unasked.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 from typing import Any
 
-from turnlog.adapters.llm import EchoLLM, OpenAILLM, ProviderConfig
+from turnlog.adapters.llm import EchoLLM, OpenAILLM
 from turnlog.adapters.signing import load_signer
 from turnlog.adapters.stores import open_store
 from turnlog.engine import LLM, ConfigError, ToolRegistry, recover
 
-from ._common import Subparsers, add_command, out
+from ._common import Subparsers, add_command, add_tools, load_tools, out, provider_config
 from ._demo import demo_tools
 
 
-def _load_tools(spec: str | None) -> ToolRegistry:
-    if spec is None:
-        return demo_tools()
-    module_name, _, attr = spec.partition(":")
-    if not attr:
-        raise ConfigError(f"--tools {spec!r}: expected MODULE:NAME (a ToolRegistry or a function returning one)")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"--tools {spec!r}: {exc}") from None
-    tools = obj() if callable(obj) and not isinstance(obj, ToolRegistry) else obj
-    if not isinstance(tools, ToolRegistry):
-        raise ConfigError(f"--tools {spec!r} is a {type(tools).__name__}, not a ToolRegistry")
-    return tools
+def _tools(args: argparse.Namespace) -> ToolRegistry:
+    if args.tools is not None:
+        return load_tools(args.tools, {"demo": demo_tools})
+    return demo_tools() if args.llm == "scripted" else ToolRegistry()
 
 
 def _model(args: argparse.Namespace) -> LLM:
     if args.llm == "openai":
-        return OpenAILLM(ProviderConfig.from_env())
+        return OpenAILLM(provider_config())
     return EchoLLM(delay=args.echo_delay)
 
 
@@ -67,7 +58,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"--tokens {args.tokens}: {exc}") from None
     else:
         logging.getLogger("turnlog.server").warning("no --tokens: every caller is one tenant with level 1")
-    tools = _load_tools(args.tools)
+    tools = _tools(args)
     llm = _model(args)
     config = ServerConfig(
         heartbeat=args.heartbeat,
@@ -76,6 +67,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         auditor_level=args.auditor_level,
         checkpoint_every=args.checkpoint_every,
+        allowed_models=tuple(args.allow_model),
+        allow_system_prompt=args.allow_system_prompt,
+        system_prompt=args.system_prompt,
+        max_tokens_cap=args.max_tokens_cap,
     )
     log, messages = await open_store(args.db)
     async with log:
@@ -118,7 +113,8 @@ def register(subparsers: Subparsers) -> None:
         "--llm",
         choices=("scripted", "openai"),
         default="scripted",
-        help="scripted: a local echo model; openai: OPENAI_BASE_URL/_API_KEY, TURNLOG_MODEL",
+        help="scripted (default): a local model that echoes each message (/call NAME {json} calls a tool); "
+        "openai: an OpenAI-compatible model from OPENAI_BASE_URL, OPENAI_API_KEY, TURNLOG_MODEL, TURNLOG_PROVIDER",
     )
     p.add_argument("--echo-delay", type=float, default=0.0, help="scripted model: seconds before each text delta")
     p.add_argument(
@@ -131,7 +127,7 @@ def register(subparsers: Subparsers) -> None:
         default=10,
         help="principals at this level or above read every conversation of their tenant and its model requests",
     )
-    p.add_argument("--tools", help="MODULE:NAME of a ToolRegistry (or a function returning one); default demo tools")
+    add_tools(p, "the demo's with --llm scripted, none with --llm openai")
     p.add_argument("--heartbeat", type=float, default=15.0, help="seconds of SSE silence before a keep-alive comment")
     p.add_argument(
         "--recover-grace",
@@ -141,6 +137,18 @@ def register(subparsers: Subparsers) -> None:
         "(0: all at start, no sweep; on several servers keep it above the longest silence of a live turn)",
     )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+    p.add_argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a model clients may name (repeat the flag); by default the server's policy decides the model",
+    )
+    p.add_argument("--allow-system-prompt", action="store_true", help="let clients set a conversation's system prompt")
+    p.add_argument("--system-prompt", metavar="TEXT", help="the system prompt of every new conversation")
+    p.add_argument(
+        "--max-tokens-cap", type=int, default=32_768, metavar="N", help="the largest max_tokens a client may ask"
+    )
     p.add_argument(
         "--checkpoint-key",
         metavar="KEYFILE",

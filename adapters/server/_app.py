@@ -2,15 +2,20 @@
 
     POST /conversations                      {"system_prompt", "provider", "model", ...} -> 201 {"id"}
     POST /conversations/{id}/turns?mode=     {"message", "enabled_tools", "thinking", ...} -> SSE (v1)
+    POST /conversations/{id}/cancel          {"reason"} (optional) -> 200 {"turn_id", "version"}: stop the running turn (``_controls``)
     GET  /conversations/{id}/events?after=   SSE replay (or from Last-Event-ID), then live to the turn's end
-    GET  /conversations/{id}/messages        the message rows
+    GET  /conversations?limit=&cursor=       the caller's conversations, newest first, in pages (``_listing``)
+    GET  /conversations/{id}                 its settings and state (``_listing``)
+    GET  /conversations/{id}/messages        the message rows, in pages (``?limit=&cursor=``; ``_listing``)
     GET  /conversations/{id}/verify          the hash chain, recomputed
     GET  /conversations/{id}/requests        auditors: every request sent to the model, rebuilt and checked
     GET  /health                             no auth: the store answers
+    GET  /openapi.json                       no auth: the OpenAPI 3.1 document of these routes (``_openapi``)
 
 Each endpoint is a small function that checks in a fixed order (who is calling: 401; may they see
 the conversation: 404; may they do this with it: 403; the query and the body: 422, 413) and then
-makes one call on the service, which it finds in ``request.app.state.service``. Why the service
+makes one call on the service, which it finds in ``request.app.state.service`` (503 ``not_started``
+until the app's lifespan, or the host's through ``mount``, has started it). Why the service
 works as it does is told where it does it: turns that belong to the log (``_service``), SSE frames
 that are durable before they are visible (``_frames``), who may read, write or audit which
 conversation (``_tenancy``), recovery grace (``_recovery``) and statuses by error code
@@ -20,51 +25,92 @@ conversation (``_tenancy``), recovery grace (``_recovery``) and statuses by erro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TypeAlias
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from turnlog.engine import RequestError, verify
+from turnlog.engine import ConfigError, RequestError, verify
 from turnlog.projections import MODES, Mode
 
 from ._auth import Principal, principal_of
 from ._bodies import NewConversation, NewTurn, read_body
+from ._controls import CancelTurn
 from ._errors import EXCEPTION_HANDLERS
 from ._frames import SSE_HEADERS
+from ._listing import routes as listing_routes
+from ._openapi import openapi_json
 from ._service import TurnService
 from ._tenancy import Action
 
+ServiceSource: TypeAlias = "TurnService | Callable[[], AbstractAsyncContextManager[TurnService]]"
+"""A service, or a function opening one (an ``asynccontextmanager`` that opens the store, yields
+the service and closes the store): what ``create_app`` and ``mount`` run."""
 
-def create_app(service: TurnService, *, manage_lifecycle: bool = True) -> Starlette:
-    """The ASGI app. With ``manage_lifecycle`` the app's lifespan starts the service (recovery,
-    sweeper) and stops it (running turns get ``shutdown_grace``), and closes nothing else: the
-    caller owns the log."""
+
+def create_app(service: ServiceSource, *, manage_lifecycle: bool = True) -> Starlette:
+    """The ASGI app, run on its own (``turnlog serve``). Its lifespan opens the service if given a
+    function that opens one, starts it (recovery, sweeper) and stops it (running turns get
+    ``shutdown_grace``); it closes only what that function opened. With ``manage_lifecycle=False``
+    the caller starts and stops the service. Mounted in another app, Starlette never runs this
+    app's lifespan: use ``mount(app, path, service)``. Until its service is started the app
+    answers every request with 503 ``not_started``."""
+    if not manage_lifecycle and not isinstance(service, TurnService):
+        raise ConfigError("create_app(manage_lifecycle=False) needs a TurnService the caller starts, not a function")
+    return build_app(service, lifespan=manage_lifecycle)
+
+
+def build_app(source: ServiceSource, *, lifespan: bool) -> Starlette:
     app = Starlette(
         routes=_ROUTES,
         exception_handlers=dict(EXCEPTION_HANDLERS),
-        lifespan=_service_lifespan if manage_lifecycle else None,
+        lifespan=functools.partial(_lifespan, source=source) if lifespan else None,
     )
-    app.state.service = service
+    app.state.service = source if isinstance(source, TurnService) else None
     return app
 
 
 @contextlib.asynccontextmanager
-async def _service_lifespan(app: Starlette) -> AsyncIterator[None]:
-    service: TurnService = app.state.service
-    await service.start()
-    try:
+async def _lifespan(app: Starlette, source: ServiceSource) -> AsyncIterator[None]:
+    # Yields nothing: what a lifespan yields becomes every request's state.
+    async with running(app, source):
         yield
-    finally:
-        await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(app: Starlette, source: ServiceSource) -> AsyncIterator[TurnService]:
+    """The service of ``app`` opened (from ``source``), started, and at exit stopped (and closed)."""
+    async with contextlib.AsyncExitStack() as stack:
+        service = source if isinstance(source, TurnService) else await stack.enter_async_context(source())
+        if not isinstance(service, TurnService):
+            raise ConfigError(f"the function given for the turnlog service yielded a {type(service).__name__}")
+        if service.started:
+            raise ConfigError("this TurnService is already started: mount or run it once")
+        app.state.service = service
+        await service.start()
+        stack.push_async_callback(service.stop)
+        yield service
 
 
 # -- what every endpoint reads first --------------------------------------------------------------
 
+NOT_STARTED = (
+    "the turnlog service is not running, so it answers nothing (an unrecovered log would refuse turns "
+    "in every conversation a crash left live). Mounted in another app? Starlette does not run a mounted "
+    "app's lifespan: mount it with turnlog.adapters.server.mount(app, '/path', service), which starts "
+    "and stops it with the host app"
+)
+
 
 def _service(request: Request) -> TurnService:
-    return request.app.state.service
+    service: TurnService | None = request.app.state.service
+    if service is None or not service.started:
+        raise RequestError("not_started", NOT_STARTED)
+    return service
 
 
 async def _caller(request: Request) -> Principal:
@@ -113,7 +159,9 @@ async def create_conversation(request: Request) -> Response:
     who = await _caller(request)
     body = await read_body(request, NewConversation, limit=service.config.max_body, empty_ok=True)
     conv = await service.create(who, body)
-    return JSONResponse({"id": conv}, 201, headers={"location": f"/conversations/{conv}"})
+    # Under the path the app is mounted at (a host app's "/chat", a proxy's root path).
+    location = f"{request.scope.get('root_path', '')}/conversations/{conv}"
+    return JSONResponse({"id": conv}, 201, headers={"location": location})
 
 
 async def start_turn(request: Request) -> Response:
@@ -126,16 +174,19 @@ async def start_turn(request: Request) -> Response:
     return StreamingResponse(service.frames.turn(started, mode), media_type="text/event-stream", headers=headers)
 
 
+async def cancel(request: Request) -> Response:
+    service = _service(request)
+    conv, who = await _conversation(request, "write")
+    body = await read_body(request, CancelTurn, limit=service.config.max_body, empty_ok=True)
+    cancelled = await service.controls.cancel(conv, who, body)
+    return JSONResponse({"turn_id": cancelled.turn_id, "version": cancelled.version})
+
+
 async def events(request: Request) -> Response:
     conv, _ = await _conversation(request)
     mode, after = _mode(request), _after(request)
     frames = _service(request).frames.conversation(conv, after, mode)
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-async def messages(request: Request) -> Response:
-    conv, _ = await _conversation(request)
-    return JSONResponse({"conversation_id": conv, "messages": await _service(request).rows.as_json(conv)})
 
 
 async def verify_conversation(request: Request) -> Response:
@@ -168,10 +219,13 @@ async def requests(request: Request) -> Response:
 
 _ROUTES = [
     Route("/health", health, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/conversations", create_conversation, methods=["POST"]),
     Route("/conversations/{id}/turns", start_turn, methods=["POST"]),
+    Route("/conversations/{id}/cancel", cancel, methods=["POST"]),
     Route("/conversations/{id}/events", events, methods=["GET"]),
-    Route("/conversations/{id}/messages", messages, methods=["GET"]),
     Route("/conversations/{id}/verify", verify_conversation, methods=["GET"]),
     Route("/conversations/{id}/requests", requests, methods=["GET"]),
+    # GET /conversations, /conversations/{id}, /conversations/{id}/messages (pages): ``_listing``.
+    *listing_routes(_service),
 ]

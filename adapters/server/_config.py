@@ -34,3 +34,23 @@ class ServerConfig:
     #: ``GET .../requests`` answers at most this many requests a page (``?limit=``, ``?after=``):
     #: each carries the whole history before it.
     max_requests_page: int = 20
+    #: ``GET /conversations`` answers at most this many conversations a page (``?limit=``,
+    #: ``?cursor=``; 422 above it).
+    max_conversations_page: int = 100
+    #: ``GET .../messages`` answers at most this many message rows a page (``?limit=``,
+    #: ``?cursor=``; 422 above it): a long conversation is never one huge answer.
+    max_messages_page: int = 200
+    # -- the default policy (``_policy.ServerPolicy``): what a client may choose -----------------
+    #: Models a request may name (``model`` in a body). Empty: none, the server decides (the
+    #: provider's configured model); a body naming another is a 422.
+    allowed_models: tuple[str, ...] = ()
+    #: Whether a client may set a conversation's system prompt (422 otherwise).
+    allow_system_prompt: bool = False
+    #: The system prompt of every new conversation whose client does not (may not) give one.
+    system_prompt: str | None = None
+    #: The largest ``max_tokens`` a request may ask for (422 above it).
+    max_tokens_cap: int = 32_768
+    #: Tools a turn may enable (None: every registered tool; the principal's level still filters).
+    allowed_tools: tuple[str, ...] | None = None
+    #: Tools offered on a turn whose body names none (``enabled_tools`` absent).
+    default_tools: tuple[str, ...] = ()

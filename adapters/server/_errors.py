@@ -45,6 +45,11 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
         "turn_in_progress": 409,
         "conversation_exists": 409,
         "provider_unavailable": 409,
+        # A cancel, but the conversation's last turn has ended (nothing to stop, nothing written).
+        "no_turn_running": 409,
+        # The service is not running (never started: a mounted app whose lifespan did not run;
+        # or stopping): it refuses rather than answer from an unrecovered log.
+        "not_started": 503,
         # The log refused or could not be reached: try again later (or on another server).
         "log_error": 503,
         "concurrency_conflict": 503,

@@ -14,8 +14,9 @@ keeps their partial output.
 the engine and rendered by the LLM the conversation's provider maps to here.
 
 The service is composed of one part per concern, each reachable by the HTTP layer: ``tenancy``
-(who may read, write or audit which conversation), ``frames`` (SSE), ``rows`` (the message rows)
-and ``recovery`` (turns left live by a crash).
+(who may read, write or audit which conversation), ``frames`` (SSE), ``rows`` (the message rows),
+``conversations`` (the list and each conversation's state, from the summaries the rows keep),
+``controls`` (cancels, as events) and ``recovery`` (turns left live by a crash).
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ from ._auth import Authenticator, Principal, open_access
 from ._bodies import NewConversation, NewTurn
 from ._checkpoints import Checkpointer
 from ._config import ServerConfig
+from ._controls import Controls
 from ._frames import Frames
+from ._listing import Conversations
+from ._policy import Policy, ServerPolicy, decided
 from ._recovery import Recovery
 from ._rows import MessageRows
 from ._tenancy import Tenancy
@@ -76,12 +80,16 @@ class TurnService:
         clock: Clock | None = None,
         ids: Ids | None = None,
         signer: Signer | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        """``signer``: sign a checkpoint of the log every ``config.checkpoint_every`` seconds."""
+        """``signer``: sign a checkpoint of the log every ``config.checkpoint_every`` seconds.
+        ``policy``: what a request may choose (model, system prompt, limits, tools; ``_policy``);
+        default ``ServerPolicy(config)``."""
         self.log = log
         self.messages = messages
         self.config = cfg = config or ServerConfig()
         self.authenticate = authenticate
+        self.policy: Policy = policy if policy is not None else ServerPolicy(cfg)
         self.clock = clock or SystemClock()
         providers = {llms.provider: llms} if isinstance(llms, LLM) else dict(llms)
         if not providers:
@@ -95,9 +103,14 @@ class TurnService:
         }
         #: conversation id -> the task running its turn in this process.
         self.running: dict[str, asyncio.Task[None]] = {}
+        #: True between ``start`` and ``stop``: the HTTP app refuses every request (503
+        #: ``not_started``) otherwise, since an unrecovered log would answer 409 for ever.
+        self.started = False
         self.tenancy = Tenancy(log, capacity=cfg.conversation_cache, auditor_level=cfg.auditor_level)
+        self.controls = Controls(log, self.tenancy, self.clock)
         self.frames = Frames(log, heartbeat=cfg.heartbeat, retry_ms=cfg.retry_ms)
         self.rows = MessageRows(log, messages, running=self.running)
+        self.conversations = Conversations(log, messages, self.rows, auditor_level=cfg.auditor_level)
         self.recovery = Recovery(log, messages, clock=self.clock, grace=cfg.recover_grace, spare=self.running)
         self.checkpoints = (
             Checkpointer(log, signer, every=cfg.checkpoint_every, origin=cfg.checkpoint_origin, clock=self.clock)
@@ -109,12 +122,15 @@ class TurnService:
 
     async def start(self) -> None:
         """Recover turns left live by a crash, then keep sweeping (see ``_recovery``)."""
+        await self.conversations.backfill()  # an index just migrated in is filled from the log
         await self.recovery.start()
         if self.checkpoints is not None:
             self.checkpoints.start()
+        self.started = True
 
     async def stop(self) -> None:
         """Stop sweeping; give running turns ``shutdown_grace`` to end, then cancel them."""
+        self.started = False
         await self.recovery.stop()
         if self.checkpoints is not None:
             await self.checkpoints.stop()
@@ -129,23 +145,26 @@ class TurnService:
     # -- conversations and turns --------------------------------------------------------------
 
     async def create(self, principal: Principal, body: NewConversation) -> str:
-        """Create a conversation owned by the principal (its tenant and subject); returns its id."""
-        provider = body.provider or self.default_provider
+        """Create a conversation owned by the principal (its tenant and subject), with the settings
+        the policy decides (recorded in ``ConversationCreated``); returns its id."""
+        decision = await decided(self.policy.conversation(principal, body))
+        provider = decision.provider or self.default_provider
         engine = self.engines.get(provider)
         if engine is None:
             raise RequestError(
                 "invalid_body", f"unknown provider {provider!r}; this server has {', '.join(self.engines)}"
             )
-        return await engine.create_conversation(
-            system_prompt=body.system_prompt,
-            model=body.model or getattr(getattr(engine.llm, "config", None), "model", "") or "",
-            temperature=body.temperature,
-            max_tokens=body.max_tokens,
-            thinking=body.thinking,
+        conv = await engine.create_conversation(
+            system_prompt=decision.system_prompt,
+            model=decision.model or getattr(getattr(engine.llm, "config", None), "model", "") or "",
+            temperature=decision.temperature,
+            max_tokens=decision.max_tokens,
+            thinking=decision.thinking,
             tenant=principal.tenant,
             subject=principal.subject,
             title=body.title,
         )
+        return conv
 
     async def start_turn(self, conversation_id: str, principal: Principal, body: NewTurn) -> Recorded:
         """Start a turn and hand it to a task of the service. Returns its TurnStarted, which names
@@ -154,13 +173,15 @@ class TurnService:
         # No shortcut on self.running: a turn's task outlives its last commit by a moment, and
         # the log (the engine's refusal, across servers too) is the one judge of "running".
         engine = self._engine_of(conversation_id, created)
+        # The policy's decision is what runs and what TurnStarted records.
+        decision = await decided(self.policy.turn(principal, body, created))
         request = TurnRequest(
             body.message,
-            enabled_tools=body.enabled_tools,
-            thinking=body.thinking,
-            model=body.model,
-            temperature=body.temperature,
-            max_tokens=body.max_tokens,
+            enabled_tools=decision.tools,
+            thinking=decision.thinking,
+            model=decision.model,
+            temperature=decision.temperature,
+            max_tokens=decision.max_tokens,
             permission_level=principal.level,
             tenant=principal.tenant,
             subject=principal.subject,

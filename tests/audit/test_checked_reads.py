@@ -429,7 +429,7 @@ async def test_the_events_endpoint_ends_a_forged_log_with_an_error_frame(
 ) -> None:
     caplog.set_level(logging.ERROR, logger="turnlog.server")
     async with serving(service(store)) as url, httpx.AsyncClient(base_url=url) as client:
-        r = await client.post("/conversations", json={"model": "m"}, headers=A)
+        r = await client.post("/conversations", json={}, headers=A)
         conv = r.json()["id"]
         async with client.stream("POST", f"/conversations/{conv}/turns", json={"message": "hi"}, headers=A) as r:
             live = await r.aread()
@@ -467,7 +467,7 @@ async def test_a_live_stream_that_meets_a_forged_event_ends_with_an_error_frame(
     caplog.set_level(logging.ERROR, logger="turnlog.server")
     store.log.poll_interval = 0.05
     async with serving(service(store)) as url, httpx.AsyncClient(base_url=url) as client:
-        r = await client.post("/conversations", json={"model": "m"}, headers=A)
+        r = await client.post("/conversations", json={}, headers=A)
         conv = r.json()["id"]
         # A turn that another server is running: started, streaming, not ended.
         started = TurnStarted(

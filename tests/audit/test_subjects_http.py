@@ -82,7 +82,7 @@ async def check_endpoint(
 
 async def test_the_subject_rule_on_every_endpoint(store: Any) -> None:
     async with serving(service(store)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
-        r = await client.post("/conversations", json={"model": "echo"}, headers=headers("owner"))
+        r = await client.post("/conversations", json={}, headers=headers("owner"))
         conv = r.json()["id"]
         first = await client.post(
             f"/conversations/{conv}/turns", json={"message": "from owner"}, headers=headers("owner")
@@ -97,7 +97,7 @@ async def test_the_subject_rule_on_every_endpoint(store: Any) -> None:
 
 async def test_every_event_a_person_causes_names_the_principal(store: Any) -> None:
     async with serving(service(store)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
-        r = await client.post("/conversations", json={"model": "echo"}, headers=headers("owner"))
+        r = await client.post("/conversations", json={}, headers=headers("owner"))
         conv = r.json()["id"]
         for _ in range(2):
             turn = await client.post(f"/conversations/{conv}/turns", json={"message": "hi"}, headers=headers("owner"))

@@ -57,7 +57,13 @@ def tools() -> ToolRegistry:
 
 def service(store: Any, llms: dict[str, LLM]) -> TurnService:
     return TurnService(
-        store.log, store.messages, llms, tools=tools(), authenticate=AUTH, config=ServerConfig(recover_grace=0)
+        store.log,
+        store.messages,
+        llms,
+        tools=tools(),
+        authenticate=AUTH,
+        # The client names the models and the system prompt: the server's policy must allow it.
+        config=ServerConfig(recover_grace=0, allowed_models=("echo", "echo-2"), allow_system_prompt=True),
     )
 
 

@@ -53,10 +53,15 @@ async def test_turnlog_errors_answer_by_code(
     error: Exception, status: int, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = FailingLog()
-    app = create_app(TurnService(log, MemoryMessageStore(), EchoLLM()), manage_lifecycle=False)
+    service = TurnService(log, MemoryMessageStore(), EchoLLM())
+    app = create_app(service, manage_lifecycle=False)
+    await service.start()  # the caller's job with manage_lifecycle=False (503 not_started otherwise)
     log.error = error
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
-        r = await client.get("/health")
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+            r = await client.get("/health")
+    finally:
+        await service.stop()
     assert r.status_code == status
     assert r.json() == {"error": {"status": status, "code": code, "message": str(error)}}
     if isinstance(error, RequestError):

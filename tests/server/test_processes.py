@@ -44,7 +44,7 @@ async def test_resume_on_another_server_equals_a_full_replay(
     a.wait_ready()
     b.wait_ready()
     async with httpx.AsyncClient(timeout=30) as client, await PostgresEventLog.open(pg_schema_url) as log:
-        conv = (await client.post(a.url + "/conversations", json={"model": "echo"})).json()["id"]
+        conv = (await client.post(a.url + "/conversations", json={})).json()["id"]
         kept = await read_frames_then_drop(client, f"{a.url}/conversations/{conv}/turns", {"message": WORDS}, 5)
         last_id = ids_of(kept)[-1]
         # The turn is still running on server A while the browser resumes on server B.
@@ -76,7 +76,7 @@ async def test_fifty_clients_across_two_servers_one_turn_runs(
         httpx.AsyncClient(timeout=60, limits=limits) as client,
         await PostgresEventLog.open(pg_schema_url) as log,
     ):
-        conv = (await client.post(a.url + "/conversations", json={"model": "echo"})).json()["id"]
+        conv = (await client.post(a.url + "/conversations", json={})).json()["id"]
         await client.get(b.url + f"/conversations/{conv}/events")  # both servers know it
         refused_at: list[float] = []
         winner_done_at: list[float] = []
@@ -112,7 +112,7 @@ async def test_a_turn_killed_with_its_server_ends_interrupted_when_one_starts(
     serve_processes.append(first)
     first.wait_ready()
     async with httpx.AsyncClient(timeout=30) as client:
-        conv = (await client.post(first.url + "/conversations", json={"model": "echo"})).json()["id"]
+        conv = (await client.post(first.url + "/conversations", json={})).json()["id"]
         kept = await read_frames_then_drop(client, f"{first.url}/conversations/{conv}/turns", {"message": WORDS}, 4)
         _kill(first)
         async with await SqliteEventLog.open(db) as log:
@@ -149,7 +149,7 @@ async def test_with_a_grace_period_the_sweep_ends_the_orphan_and_the_waiting_cli
     serve_processes.append(first)
     first.wait_ready()
     async with httpx.AsyncClient(timeout=30) as client:
-        conv = (await client.post(first.url + "/conversations", json={"model": "echo"})).json()["id"]
+        conv = (await client.post(first.url + "/conversations", json={})).json()["id"]
         await read_frames_then_drop(client, f"{first.url}/conversations/{conv}/turns", {"message": WORDS}, 3)
         _kill(first)
         # Another server with a grace period spares the turn at start (it might be alive
@@ -168,7 +168,7 @@ def test_turnlog_recover_command(tmp_path: Path, serve_processes: list) -> None:
     first = ServeProcess(db, tmp_path, "--echo-delay", "0.05")
     serve_processes.append(first)
     first.wait_ready()
-    conv = httpx.post(first.url + "/conversations", json={"model": "echo"}).json()["id"]
+    conv = httpx.post(first.url + "/conversations", json={}).json()["id"]
     got = b""
     with httpx.stream("POST", f"{first.url}/conversations/{conv}/turns", json={"message": WORDS}) as r:
         for chunk in r.iter_raw():
