@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/turn_throughput.py
 	$(BIN)/python bench/parse_throughput.py
 	$(BIN)/python bench/server_load.py
+
+soak: $(STAMP) ; $(BIN)/python bench/crash_soak.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo.db demo.db-wal demo.db-shm

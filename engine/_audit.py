@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 import msgspec
@@ -54,13 +54,17 @@ async def recover(
     messages: Messages | None = None,
     skip: Collection[str] = (),
     streams: Collection[str] | None = None,
+    decide: Callable[[str, float], Awaitable[bool]] | None = None,
 ) -> list[Recovered]:
     """Bring every turn left in a live state to ``failed`` with reason ``interrupted``, keeping its
     partial output. ``older_than`` (seconds) spares turns whose newest event is more recent: on
     several app servers, a turn that another live server is running keeps going. A turn whose
     process is in fact alive and appends after us gets a ConcurrencyError, not a corrupted log.
     ``skip`` names conversations the caller knows are alive (a server's own running turns);
-    ``streams`` limits the search to these conversations (default: every one in the log)."""
+    ``streams`` limits the search to these conversations (default: every one in the log).
+    ``decide(owner, age)``, when given, has the last word on each live turn ``older_than`` left:
+    its owner (``TurnStarted.owner``, "" if none) and the seconds since its newest event; True
+    ends it."""
     clock = clock or SystemClock()
     out: list[Recovered] = []
     for sid in await log.streams() if streams is None else streams:
@@ -70,19 +74,23 @@ async def recover(
         if last is None or last.type in ("conversation_created", "turn_finalized", "turn_failed"):
             continue
         now = clock.now()
-        if older_than > 0 and _age_seconds(last.recorded_at, now) < older_than:
+        age = _age_seconds(last.recorded_at, now)
+        if older_than > 0 and age < older_than:
             continue
         fold = ConversationFold()
+        owner = ""
         try:
             async for rec in log.iter_stream(sid):
                 fold.apply(rec)
+                if type(rec.event) is TurnStarted:
+                    owner = rec.event.owner
         except (IntegrityError, ReplayError) as exc:
             # A forged or unreadable conversation is not recovered (nothing may be appended to a
             # chain that does not hold), and does not stop the recovery of the others.
             logger.error("recovery skips conversation %s: %s", sid, exc)
             continue
         turn = fold.live_turn
-        if turn is None:
+        if turn is None or (decide is not None and not await decide(owner, age)):
             continue
         failed = TurnFailed(
             "interrupted", "the process running this turn stopped before the turn ended", turn.iteration

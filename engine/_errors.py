@@ -13,7 +13,9 @@
      │    ├── ConversationNotFound    not_found            no such conversation
      │    ├── ConversationExists      conversation_exists  the id is taken
      │    ├── TurnInProgress          turn_in_progress     another turn is live
-     │    └── NoTurnRunning           no_turn_running      a cancel, but no turn of the conversation is live
+     │    ├── NoTurnRunning           no_turn_running      a cancel, but no turn of the conversation is live
+     │    ├── MessageTooLarge         too_large            the user message is above the engine's limit
+     │    └── ConversationTooLarge    conversation_too_large  the conversation is at its size limit: no new turn
      ├── LLMError                     llm_error            the provider failed: becomes TurnFailed(llm_error)
      │    └── MalformedStream         malformed_stream     the provider's stream is not what it should be
      ├── ConfigError                  config_invalid       a setting or argument is missing or wrong
@@ -133,6 +135,43 @@ class NoTurnRunning(TurnRefused):
         self.turn_id = turn_id
         last = f"its last turn {turn_id!r} has already ended" if turn_id else "it has no turn yet"
         super().__init__(f"conversation {stream_id!r} has no running turn to cancel: {last}")
+
+
+class MessageTooLarge(TurnRefused):
+    """A user message above ``EngineConfig.max_message_bytes``: the turn is refused, nothing is
+    written. The same code as a request body that is too large (the HTTP answer is 413)."""
+
+    code = "too_large"
+
+    def __init__(self, stream_id: str, size: int, limit: int) -> None:
+        self.stream_id = stream_id
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"conversation {stream_id!r}: the message is {size:,} bytes (UTF-8), above the limit of {limit:,} "
+            f"(max_message_bytes); send a shorter message"
+        )
+
+
+class ConversationTooLarge(TurnRefused):
+    """A conversation at one of its size limits (``EngineConfig.max_conversation_bytes``,
+    ``max_conversation_events``): no new turn starts in it, nothing is written. ``what`` names
+    the limit it reached."""
+
+    code = "conversation_too_large"
+
+    def __init__(self, stream_id: str, what: str, size: int, limit: int) -> None:
+        self.stream_id = stream_id
+        self.what = what
+        self.size = size
+        self.limit = limit
+        if what == "max_conversation_events":
+            holds = f"it holds {size:,} events, the limit is {limit:,}"
+        else:
+            holds = f"its messages with this one come to {size:,} bytes (UTF-8), above the limit of {limit:,}"
+        super().__init__(
+            f"conversation {stream_id!r} is too large for another turn: {holds} ({what}); start a new conversation"
+        )
 
 
 class LLMError(TurnlogError):

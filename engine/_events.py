@@ -86,6 +86,9 @@ class TurnStarted(Event, tag="turn_started"):
     #: Who asked: the principal's tenant and subject ("" when the caller is not authenticated).
     tenant: str = ""
     subject: str = ""
+    #: The server that runs the turn (its server id; "" for a turn run outside a server): crash
+    #: recovery ends the turn at once when that server is known to be gone.
+    owner: str = ""
 
 
 class IterationStarted(Event, tag="iteration_started"):
@@ -143,7 +146,15 @@ class TurnFinalized(Event, tag="turn_finalized"):
     finish_reason: str = "stop"
 
 
-FAILURE_REASONS = ("llm_error", "tool_error", "max_iterations", "cancelled", "interrupted", "internal")
+FAILURE_REASONS = (
+    "llm_error",
+    "tool_error",
+    "max_iterations",
+    "cancelled",
+    "interrupted",
+    "internal",
+    "too_large",
+)
 
 
 class TurnFailed(Event, tag="turn_failed"):

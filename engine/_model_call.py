@@ -11,6 +11,12 @@ commit), assembles the tool-call fragments, and yields each batch as it commits.
 A cancel of the turn (``CancelWatch``) puts a stop marker in the pipe: the reader, waiting or
 not, takes it after the chunks already read and raises ``TurnFailure("cancelled")``; what was
 recorded stays. No check on the per-chunk path: the marker is one more item.
+
+The turn's ``OutputBudget`` bounds what the model may write in one turn, over all its iterations
+(bytes of text, reasoning and tool-call arguments; text and reasoning deltas): the delta that
+would pass a limit is not recorded and the call raises ``TurnFailure("too_large")``, so a turn's
+stored output never exceeds the limit (a call whose arguments pass it is not recorded at all).
+Two integer subtractions and a comparison per delta, on locals.
 """
 
 from __future__ import annotations
@@ -68,6 +74,37 @@ class _Pipe:
         return item
 
 
+def utf8_size(text: str) -> int:
+    """The UTF-8 size of ``text``; an ASCII string (``isascii`` is O(1)) is not encoded."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+class OutputBudget:
+    """What the model may still write in this turn: bytes (UTF-8) of text, reasoning and tool-call
+    arguments, and text and reasoning deltas."""
+
+    __slots__ = ("bytes_left", "deltas_left", "max_bytes", "max_deltas")
+
+    def __init__(self, max_bytes: int, max_deltas: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_deltas = max_deltas
+        self.bytes_left = max_bytes
+        self.deltas_left = max_deltas
+
+    def exceeded(self, deltas_left: int) -> TurnFailure:
+        """The failure of a turn whose next delta does not fit (``deltas_left`` below zero: the
+        deltas' limit, otherwise the bytes')."""
+        if deltas_left < 0:
+            what = f"{self.max_deltas:,} text and reasoning deltas (max_turn_deltas)"
+        else:
+            what = f"{self.max_bytes:,} bytes of text, reasoning and tool-call arguments (max_turn_bytes)"
+        return TurnFailure(
+            "too_large",
+            f"the model's output reached the limit of one turn, {what}: the turn was stopped there, "
+            "its output so far is kept",
+        )
+
+
 class CallOutcome(msgspec.Struct, frozen=True):
     """How one model call ended."""
 
@@ -82,7 +119,14 @@ class ModelCall:
     then ``outcome`` says how it ended."""
 
     def __init__(
-        self, llm: LLM, body: bytes, iteration: int, commit: GroupCommit, queue_size: int, watch: CancelWatch
+        self,
+        llm: LLM,
+        body: bytes,
+        iteration: int,
+        commit: GroupCommit,
+        queue_size: int,
+        watch: CancelWatch,
+        budget: OutputBudget,
     ) -> None:
         self.llm = llm
         self.body = body
@@ -90,6 +134,7 @@ class ModelCall:
         self.commit = commit
         self.queue_size = queue_size
         self.watch = watch
+        self.budget = budget
         self._outcome: CallOutcome | None = None
 
     @property
@@ -118,6 +163,8 @@ class ModelCall:
         record = commit.record
         flush_events = commit.flush_events
         loop_time = commit.loop.time
+        budget = self.budget
+        bytes_left, deltas_left = budget.bytes_left, budget.deltas_left
         try:
             while True:
                 if not items:
@@ -139,13 +186,21 @@ class ModelCall:
                         await pipe.readable()
                 item = pipe.get()
                 cls = type(item)
-                if cls is TextChunk:
-                    if item.text:
-                        record(TextDelta(iteration, item.text))
-                elif cls is ReasoningChunk:
-                    if item.text:
-                        record(ReasoningDelta(iteration, item.text))
+                if cls is TextChunk or cls is ReasoningChunk:
+                    text = item.text
+                    if text:
+                        deltas_left -= 1
+                        # utf8_size, inlined: this runs once per delta.
+                        bytes_left -= len(text) if text.isascii() else len(text.encode())
+                        if bytes_left < 0 or deltas_left < 0:
+                            raise budget.exceeded(deltas_left)
+                        record(TextDelta(iteration, text) if cls is TextChunk else ReasoningDelta(iteration, text))
                 elif cls is ToolCallChunk:
+                    args = item.arguments
+                    if args:  # arguments count as output too (they are recorded once assembled)
+                        bytes_left -= len(args) if args.isascii() else len(args.encode())
+                        if bytes_left < 0:
+                            raise budget.exceeded(deltas_left)
                     _merge_call(calls, item)
                 elif cls is UsageChunk:
                     usage = item
@@ -165,6 +220,7 @@ class ModelCall:
                     yield await commit.rotate()
             yield await commit.finish()
         finally:
+            budget.bytes_left, budget.deltas_left = bytes_left, deltas_left
             self.watch.on_request(None)
             if not producer.done():
                 producer.cancel()

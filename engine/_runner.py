@@ -17,6 +17,12 @@ closing the generator (``aclose``) or being cancelled ends the turn with a commi
 A turn also stops when anyone, from any process, appends a ``CancelRequested`` for it
 (``cancel_turn``): its next commit meets it, and while it is quiet its ``CancelWatch`` follows the
 stream for it (see ``_cancel``).
+
+**Limits** (``EngineConfig``): a user message above ``max_message_bytes``, or a conversation at
+``max_conversation_events`` or ``max_conversation_bytes``, is refused before anything is written
+(``MessageTooLarge``, ``ConversationTooLarge``); a turn whose model output passes
+``max_turn_bytes`` or ``max_turn_deltas`` ends ``TurnFailed(too_large)``, its output so far kept
+(see ``_model_call``).
 """
 
 from __future__ import annotations
@@ -29,12 +35,22 @@ import msgspec
 
 from ._cancel import CancelWatch
 from ._commit import GroupCommit
-from ._errors import ConcurrencyError, ConversationExists, ConversationNotFound, IntegrityError, TurnInProgress
+from ._errors import (
+    ConcurrencyError,
+    ConfigError,
+    ConversationExists,
+    ConversationNotFound,
+    ConversationTooLarge,
+    IntegrityError,
+    MessageTooLarge,
+    TurnInProgress,
+)
 from ._events import ConversationCreated, NewEvent, Recorded, TurnFailed, TurnFinalized, TurnStarted
 from ._failure import TurnFailure
 from ._llm import LLM
 from ._log import ChainCheck, EventLog
 from ._machine import ConversationFold
+from ._model_call import OutputBudget, utf8_size
 from ._ports import Clock, Ids, Messages, SystemClock, UuidIds
 from ._request import LogHistory, TurnHistory
 from ._tools import ToolContext, ToolRegistry
@@ -52,6 +68,42 @@ class EngineConfig(msgspec.Struct, frozen=True):
     max_iterations: int = 20
     #: Chunks the producer may read ahead of the engine.
     queue_size: int = 1024
+    # -- limits: what one message, one turn and one conversation may hold ------------------------
+    #: The largest user message, in UTF-8 bytes: above it the turn is refused (``MessageTooLarge``,
+    #: code ``too_large``) and nothing is written.
+    max_message_bytes: int = 256 * 1024
+    #: The most text, reasoning and tool-call arguments the model may produce in one turn, in
+    #: UTF-8 bytes (all its iterations): the delta that would pass it is not recorded, and the turn
+    #: ends ``TurnFailed(too_large)`` with its output so far.
+    max_turn_bytes: int = 1 << 20
+    #: The most text and reasoning deltas (events) of one turn; the same end beyond it.
+    max_turn_deltas: int = 262_144
+    #: A new turn is refused (``ConversationTooLarge``, nothing written) when the messages its
+    #: request would carry (every earlier turn's user message and answer, and its own message)
+    #: pass this many UTF-8 bytes...
+    max_conversation_bytes: int = 8 << 20
+    #: ...or when the conversation's log already holds this many events. A conversation under
+    #: both limits may pass them by one turn at most (a turn is bounded by the two above).
+    max_conversation_events: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name in _LIMITS:
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigError(f"EngineConfig.{name} must be a positive integer, not {value!r}")
+
+
+#: The limits ``EngineConfig`` checks are positive integers.
+_LIMITS = (
+    "flush_events",
+    "max_iterations",
+    "queue_size",
+    "max_message_bytes",
+    "max_turn_bytes",
+    "max_turn_deltas",
+    "max_conversation_bytes",
+    "max_conversation_events",
+)
 
 
 class TurnRequest(msgspec.Struct, frozen=True):
@@ -71,6 +123,9 @@ class TurnRequest(msgspec.Struct, frozen=True):
     #: Who acted (the authenticated principal), recorded in ``TurnStarted``.
     tenant: str = ""
     subject: str = ""
+    #: The server running the turn (its server id), recorded in ``TurnStarted``: recovery ends
+    #: the turn at once when that server is known to be gone.
+    owner: str = ""
 
 
 class TurnEngine:
@@ -136,11 +191,18 @@ class TurnEngine:
         return conv
 
     async def _begin(self, conv: str, req: TurnRequest) -> tuple[TurnRun, list[Recorded]]:
+        cfg = self.config
+        message_size = utf8_size(req.user_message)
+        if message_size > cfg.max_message_bytes:
+            raise MessageTooLarge(conv, message_size, cfg.max_message_bytes)
         last = await self.log.last(conv)
         if last is None:
             raise ConversationNotFound(conv)
         if type(last.event) not in (ConversationCreated, TurnFinalized, TurnFailed):
             raise TurnInProgress(conv, last.turn_id)
+        # The log's version is its number of events: one read, already made.
+        if last.version >= cfg.max_conversation_events:
+            raise ConversationTooLarge(conv, "max_conversation_events", last.version, cfg.max_conversation_events)
         first = (await self.log.read(conv, 0, 1))[0]
         # Checked reads: both events' stored bytes hash to their stored hashes, and the first one
         # starts the chain. The events between are checked where they are read (LogHistory, or
@@ -151,6 +213,10 @@ class TurnEngine:
         if not isinstance(created, ConversationCreated):
             raise IntegrityError(conv, first.version, "the conversation does not start with ConversationCreated")
         prior = await self.messages.history(self.log, conv, last.version)
+        # What the request would carry: the history is in memory already, summing it is cheap.
+        history_size = message_size + sum(utf8_size(m.text) for m in prior)
+        if history_size > cfg.max_conversation_bytes:
+            raise ConversationTooLarge(conv, "max_conversation_bytes", history_size, cfg.max_conversation_bytes)
 
         fold = ConversationFold()
         fold.version, fold.last_hash, fold.created = last.version, last.hash, created
@@ -172,6 +238,7 @@ class TurnEngine:
             permission_level=req.permission_level,
             tenant=req.tenant,
             subject=req.subject,
+            owner=req.owner,
         )
         history = TurnHistory(prior, started, round_trip_reasoning=self.llm.round_trip_reasoning)
         watch = CancelWatch(self.log, conv, turn_id)
@@ -202,6 +269,7 @@ class TurnEngine:
             tools=self.tools,
             clock=self.clock,
             queue_size=self.config.queue_size,
+            budget=OutputBudget(cfg.max_turn_bytes, cfg.max_turn_deltas),
             fold=fold,
             history=history,
             commit=commit,

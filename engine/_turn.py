@@ -31,7 +31,7 @@ from ._events import (
 from ._failure import TurnFailure
 from ._llm import LLM
 from ._machine import LIVE_STATES, ConversationFold, Turn
-from ._model_call import ModelCall
+from ._model_call import ModelCall, OutputBudget
 from ._ports import Clock
 from ._request import TurnHistory
 from ._tool_step import ToolStep
@@ -48,6 +48,7 @@ class TurnRun:
         tools: ToolRegistry,
         clock: Clock,
         queue_size: int,
+        budget: OutputBudget,
         fold: ConversationFold,
         history: TurnHistory,
         commit: GroupCommit,
@@ -59,6 +60,8 @@ class TurnRun:
         self.clock = clock
         #: Chunks the model call's producer may read ahead.
         self.queue_size = queue_size
+        #: What the model may still write in this turn (over all its iterations).
+        self.budget = budget
         self.fold = fold
         self.history = history
         self.commit = commit
@@ -94,7 +97,7 @@ class TurnRun:
             for rec in await commit.flush():
                 yield rec
             watch.check()  # the flush may have met the cancel: the model is not called
-            call = ModelCall(self.llm, body, iteration, commit, self.queue_size, watch)
+            call = ModelCall(self.llm, body, iteration, commit, self.queue_size, watch, self.budget)
             async for batch in call.batches():
                 for rec in batch:
                     yield rec

@@ -2,7 +2,8 @@
 crashed one left live.
 
     turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--llm scripted|openai]
-                  [--tokens FILE] [--auditor-level N] [--tools MODULE:NAME] [--recover-grace SECONDS] ...
+                  [--tokens FILE] [--auditor-level N] [--tools MODULE:NAME] [--recover-grace SECONDS]
+                  [--header-timeout S] [--body-timeout S] [--keep-alive S] [--max-connections N] ...
     turnlog recover [--db PATH|URL] [--older-than SECONDS]
 
 ``serve`` needs the ``server`` extra (Starlette, uvicorn), imported when ``serve`` runs: without it
@@ -11,6 +12,11 @@ it accepts a request (see ``turnlog.adapters.server`` for the grace period on se
 Tools: ``--tools MODULE:NAME`` (or ``demo``); without it the scripted echo model is served with the
 demo's tools, a real model (``--llm openai``) with none: a demo tool answering made-up weather to
 a real model is not something to offer unasked.
+
+What a client may hold is bounded by flags that map onto ``ServerConfig`` (its defaults when a
+flag is absent): the deadlines to send a request's head and body, the idle keep-alive, the
+connections served at once (``turnlog.adapters.server.uvicorn_config``), the length of a title
+and a system prompt, and the bytes and entries of the conversation cache.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from turnlog.adapters.llm import EchoLLM, OpenAILLM
 from turnlog.adapters.signing import load_signer
 from turnlog.adapters.stores import open_store
-from turnlog.engine import LLM, ConfigError, ToolRegistry, recover
+from turnlog.engine import LLM, ConfigError, EngineConfig, ToolRegistry, recover
 
 from ._common import Subparsers, add_command, add_tools, load_tools, out, provider_config
 from ._demo import demo_tools
@@ -43,7 +49,14 @@ def _model(args: argparse.Namespace) -> LLM:
 async def cmd_serve(args: argparse.Namespace) -> int:
     try:  # the server extra: optional, so imported here and not with the module
         import uvicorn
-        from turnlog.adapters.server import ServerConfig, TokenAuth, TurnService, create_app, open_access
+        from turnlog.adapters.server import (
+            ServerConfig,
+            TokenAuth,
+            TurnService,
+            create_app,
+            open_access,
+            uvicorn_config,
+        )
     except ImportError as exc:
         raise ConfigError(f"turnlog serve needs the server extra: pip install 'turnlog[server]' ({exc})") from None
 
@@ -71,14 +84,29 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         allow_system_prompt=args.allow_system_prompt,
         system_prompt=args.system_prompt,
         max_tokens_cap=args.max_tokens_cap,
+        # Limits whose flag is absent keep ServerConfig's defaults (one place says them).
+        **{name: getattr(args, name) for name in _LIMITS if getattr(args, name) is not None},
     )
     log, messages = await open_store(args.db)
     async with log:
-        service = TurnService(log, messages, llm, tools=tools, authenticate=authenticate, config=config, signer=signer)
+        engine_config = EngineConfig(
+            **{name: getattr(args, name) for name in _ENGINE_LIMITS if getattr(args, name) is not None}
+        )
+        service = TurnService(
+            log,
+            messages,
+            llm,
+            tools=tools,
+            authenticate=authenticate,
+            config=config,
+            engine_config=engine_config,
+            signer=signer,
+        )
         app = create_app(service)
         server = uvicorn.Server(
-            uvicorn.Config(
+            uvicorn_config(
                 app,
+                config,
                 host=args.host,
                 port=args.port,
                 log_level="info",
@@ -93,6 +121,31 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             await llm.aclose()
     # uvicorn reports a failed start (port in use, lifespan error) by not starting.
     return 0 if server.started else 1
+
+
+#: ``ServerConfig`` fields with a flag of the same name (``--header-timeout`` ...), default None:
+#: the config's own default.
+_LIMITS = (
+    "header_timeout",
+    "body_timeout",
+    "keep_alive",
+    "max_connections",
+    "max_title",
+    "max_system_prompt",
+    "conversation_cache",
+    "conversation_cache_bytes",
+    "not_found_ttl",
+    "max_full_mode_events",
+    "server_id",
+)
+#: EngineConfig limits: what one message, turn and conversation may hold (the engine's defaults).
+_ENGINE_LIMITS = (
+    "max_message_bytes",
+    "max_turn_bytes",
+    "max_turn_deltas",
+    "max_conversation_bytes",
+    "max_conversation_events",
+)
 
 
 async def cmd_recover(args: argparse.Namespace) -> int:
@@ -162,6 +215,80 @@ def register(subparsers: Subparsers) -> None:
         help="seconds between signed checkpoints (only when the log grew; with --checkpoint-key)",
     )
     p.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running turns get at shutdown")
+    _add_limits(p)
 
     p = add_command(subparsers, "recover", cmd_recover, "end every turn a crash left live as failed (interrupted)")
     p.add_argument("--older-than", type=float, default=0.0, help="spare turns whose newest event is younger (seconds)")
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    """What a careless or hostile client may hold (``ServerConfig``; its default when absent)."""
+    g = p.add_argument_group("limits on what a client may hold")
+    g.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help="seconds for a request's head to arrive (from the connection's opening or its first byte); "
+        "then the connection is closed (default 10)",
+    )
+    g.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help="seconds for a request's body to arrive: 408 request_timeout after (default 30)",
+    )
+    g.add_argument("--keep-alive", type=float, metavar="S", help="seconds an idle connection stays open (default 5)")
+    g.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections served at once (SSE streams count); beyond, 503 server_busy (default 1000, 0: no cap)",
+    )
+    g.add_argument("--max-title", type=int, metavar="N", help="longest conversation title, characters (default 200)")
+    g.add_argument(
+        "--max-system-prompt", type=int, metavar="N", help="longest system prompt a body may set (default 65536)"
+    )
+    g.add_argument(
+        "--conversation-cache", type=int, metavar="N", help="conversations whose owner is cached (default 100000)"
+    )
+    g.add_argument(
+        "--conversation-cache-bytes",
+        type=int,
+        metavar="BYTES",
+        help="bytes the conversation cache may hold (default 33554432)",
+    )
+    g.add_argument("--max-message-bytes", type=int, metavar="BYTES", help="largest user message (default 262144)")
+    g.add_argument(
+        "--max-turn-bytes", type=int, metavar="BYTES", help="most model output in one turn (default 1048576)"
+    )
+    g.add_argument("--max-turn-deltas", type=int, metavar="N", help="most deltas in one turn (default 262144)")
+    g.add_argument(
+        "--max-conversation-bytes",
+        type=int,
+        metavar="BYTES",
+        help="a new turn is refused past this much conversation (default 8388608)",
+    )
+    g.add_argument(
+        "--max-conversation-events",
+        type=int,
+        metavar="N",
+        help="a new turn is refused past this many events (default 1000000)",
+    )
+    g.add_argument(
+        "--max-full-mode-events",
+        type=int,
+        metavar="N",
+        help="mode=full is refused (422) for a conversation with more events (default 4096)",
+    )
+    g.add_argument(
+        "--server-id",
+        metavar="ID",
+        help="this server's id: the turns it runs record it; recovery at start ends its own orphans at once "
+        "(default: host:pid:random)",
+    )
+    g.add_argument(
+        "--not-found-ttl",
+        type=float,
+        metavar="S",
+        help="seconds a 404 is remembered for the caller it answered (default 10; 0: none)",
+    )

@@ -4,7 +4,8 @@
 resumable SSE streams (and ``GET /openapi.json``); ``mount(app, "/chat", service)`` embeds it in a
 Starlette or FastAPI app whose lifespan then runs the service's; ``TokenAuth`` and ``open_access`` (or any ``Authenticator``, which receives
 the request; ``bearer_token`` reads its header) turn a request into a ``Principal``;
-``ServerConfig`` holds every limit and setting; a ``Policy`` (default ``ServerPolicy``) decides
+``ServerConfig`` holds every limit and setting (``uvicorn_config`` applies its connection limits
+to uvicorn, as ``turnlog serve`` does); a ``Policy`` (default ``ServerPolicy``) decides
 what a request may choose: the model, the system prompt, the limits, the tools
 (``ConversationDecision``, ``TurnDecision``); ``ERROR_STATUS`` maps each error ``code`` to the
 HTTP status the service answers with.
@@ -13,7 +14,8 @@ The modules, one concept each: ``_app`` (routes), ``_mount`` (embedding), ``_ope
 document), ``_service`` (engines and the turns this
 process runs), ``_frames`` (SSE), ``_tenancy`` (who may read, write or audit which conversation),
 ``_recovery`` (turns left live by a crash), ``_rows`` (message rows), ``_policy`` (what a request
-may choose), ``_auth``, ``_bodies``, ``_errors``, ``_config``.
+may choose), ``_connections`` (uvicorn's deadlines and cap), ``_auth``, ``_bodies``, ``_errors``,
+``_config``.
 """
 
 import inspect as _inspect
@@ -24,6 +26,7 @@ from ._app import create_app
 from ._auth import Authenticator, Principal, TokenAuth, bearer_token, open_access
 from ._bodies import NewConversation, NewTurn
 from ._config import ServerConfig
+from ._connections import uvicorn_config
 from ._errors import ERROR_STATUS
 from ._mount import mount
 from ._policy import ConversationDecision, Policy, ServerPolicy, TurnDecision
@@ -46,6 +49,7 @@ __all__ = [
     "create_app",
     "mount",
     "open_access",
+    "uvicorn_config",
 ]
 
 # Exported classes and functions report this package as their ``__module__`` (as httpx's do), so

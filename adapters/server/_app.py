@@ -31,6 +31,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TypeAlias
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -38,10 +39,11 @@ from turnlog.engine import ConfigError, RequestError, verify
 from turnlog.projections import MODES, Mode
 
 from ._auth import Principal, principal_of
-from ._bodies import NewConversation, NewTurn, read_body
+from ._bodies import NewConversation, NewTurn, check_texts, read_body
 from ._controls import CancelTurn
-from ._errors import EXCEPTION_HANDLERS
+from ._errors import EXCEPTION_HANDLERS, QuietDisconnects
 from ._frames import SSE_HEADERS
+from ._listing import page_limit
 from ._listing import routes as listing_routes
 from ._openapi import openapi_json
 from ._service import TurnService
@@ -67,6 +69,7 @@ def create_app(service: ServiceSource, *, manage_lifecycle: bool = True) -> Star
 def build_app(source: ServiceSource, *, lifespan: bool) -> Starlette:
     app = Starlette(
         routes=_ROUTES,
+        middleware=[Middleware(QuietDisconnects)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=functools.partial(_lifespan, source=source) if lifespan else None,
     )
@@ -119,10 +122,11 @@ async def _caller(request: Request) -> Principal:
 
 async def _conversation(request: Request, action: Action = "read") -> tuple[str, Principal]:
     """The path's conversation id and the caller, once the caller may ``action`` it (401, 404 or
-    403 otherwise; see ``_tenancy``)."""
+    403 otherwise, the id checked first and the same 404 for any id the caller may not read;
+    see ``_tenancy``)."""
     who = await _caller(request)
     conv = request.path_params["id"]
-    await _service(request).tenancy.created(conv, who, action)
+    await _service(request).tenancy.check(conv, who, action)
     return conv, who
 
 
@@ -157,7 +161,11 @@ async def health(request: Request) -> Response:
 async def create_conversation(request: Request) -> Response:
     service = _service(request)
     who = await _caller(request)
-    body = await read_body(request, NewConversation, limit=service.config.max_body, empty_ok=True)
+    cfg = service.config
+    body = await read_body(
+        request, NewConversation, limit=cfg.max_body, deadline=cfg.body_timeout or None, empty_ok=True
+    )
+    check_texts(body, max_title=cfg.max_title, max_system_prompt=cfg.max_system_prompt)
     conv = await service.create(who, body)
     # Under the path the app is mounted at (a host app's "/chat", a proxy's root path).
     location = f"{request.scope.get('root_path', '')}/conversations/{conv}"
@@ -168,7 +176,10 @@ async def start_turn(request: Request) -> Response:
     service = _service(request)
     conv, who = await _conversation(request, "write")
     mode = _mode(request)
-    body = await read_body(request, NewTurn, limit=service.config.max_body, empty_ok=False)
+    body = await read_body(
+        request, NewTurn, limit=service.config.max_body, deadline=service.config.body_timeout or None, empty_ok=False
+    )
+    await service.frames.admit(conv, mode)  # 422 full_mode_too_large before the turn starts
     started = await service.start_turn(conv, who, body)
     headers = {**SSE_HEADERS, "turnlog-turn-id": started.turn_id, "turnlog-version": str(started.version)}
     return StreamingResponse(service.frames.turn(started, mode), media_type="text/event-stream", headers=headers)
@@ -177,7 +188,9 @@ async def start_turn(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     service = _service(request)
     conv, who = await _conversation(request, "write")
-    body = await read_body(request, CancelTurn, limit=service.config.max_body, empty_ok=True)
+    body = await read_body(
+        request, CancelTurn, limit=service.config.max_body, deadline=service.config.body_timeout or None, empty_ok=True
+    )
     cancelled = await service.controls.cancel(conv, who, body)
     return JSONResponse({"turn_id": cancelled.turn_id, "version": cancelled.version})
 
@@ -185,6 +198,7 @@ async def cancel(request: Request) -> Response:
 async def events(request: Request) -> Response:
     conv, _ = await _conversation(request)
     mode, after = _mode(request), _after(request)
+    await _service(request).frames.admit(conv, mode)  # 422 full_mode_too_large before any frame
     frames = _service(request).frames.conversation(conv, after, mode)
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -199,10 +213,7 @@ async def verify_conversation(request: Request) -> Response:
 
 
 def _limit(request: Request, most: int) -> int:
-    raw = request.query_params.get("limit") or str(most)
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise RequestError("invalid_query", f"limit must be an integer from 1 to {most}, not {raw!r}")
-    return int(raw)
+    return page_limit(request, most)
 
 
 async def requests(request: Request) -> Response:

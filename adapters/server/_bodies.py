@@ -7,10 +7,23 @@ so the 422 names the field: ``Expected `float` <= 2.0 - at `$.temperature```): `
 is lower and is the policy's to check, ``_policy``). What a client may choose at all (the model,
 the system prompt, the tools) is the server's policy, not the body's. The size limit holds while
 reading (a chunked body has no ``Content-Length`` to trust), and nothing is decoded past it.
+
+Texts that stay with a conversation are bounded too (``check_texts``): a ``title`` at most
+``ServerConfig.max_title`` characters (200), one line with no control character (a NUL cannot
+be stored in PostgreSQL's index of conversations), a ``system_prompt`` at most
+``max_system_prompt`` (65,536), a 422 naming the field otherwise; a body's size alone let one
+request record a 1 MB title.
+
+**Deadline.** The body must arrive within ``body_timeout`` seconds of the app starting to read
+it: 408 ``request_timeout`` otherwise, and the connection is closed. A client that disconnects mid-body gets nothing: ``request.stream()``
+raises Starlette's ``ClientDisconnect``, which ``_errors.QuietDisconnects`` turns into one
+``info`` line instead of a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -55,17 +68,31 @@ class NewTurn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_tokens: MaxTokens | None = None
 
 
-async def read_body(request: Request, type_: type[T], *, limit: int, empty_ok: bool) -> T:
-    """The request's JSON body as ``type_``: 413 over ``limit`` bytes, 422 if it does not fit.
-    With ``empty_ok`` an empty body is ``{}``."""
+#: A 408 closes the connection: the client is too slow to wait for. (A 413 does not: a client
+#: still sending would get a reset instead of the answer; h11 drops the rest it sends.)
+_CLOSE = {"connection": "close"}
+
+
+async def read_body(request: Request, type_: type[T], *, limit: int, deadline: float | None, empty_ok: bool) -> T:
+    """The request's JSON body as ``type_``: 413 over ``limit`` bytes, 408 when it has not all
+    arrived after ``deadline`` seconds (None: no deadline), 422 if it does not fit. With
+    ``empty_ok`` an empty body is ``{}``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError("too_large", f"request body of {declared} bytes is over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError("too_large", f"request body is over the {limit}-byte limit")
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise RequestError("too_large", f"request body is over the {limit}-byte limit")
+    except TimeoutError:
+        raise RequestError(
+            "request_timeout",
+            f"the request body did not arrive within {deadline:g} s ({len(body):,} bytes came); send it at once",
+            _CLOSE,
+        ) from None
     if not body.strip() and empty_ok:
         body = bytearray(b"{}")
     try:
@@ -74,3 +101,30 @@ async def read_body(request: Request, type_: type[T], *, limit: int, empty_ok: b
         raise RequestError("invalid_body", f"invalid body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise RequestError("invalid_body", f"the body is not valid JSON: {exc}") from None
+
+
+def check_texts(body: NewConversation, *, max_title: int, max_system_prompt: int) -> NewConversation:
+    """``body`` if its title and system prompt are within the server's limits (characters) and
+    its title is one line of text; 422 ``invalid_body`` naming the field otherwise, worded as
+    msgspec words its own."""
+    for field, value, most in (
+        ("title", body.title, max_title),
+        ("system_prompt", body.system_prompt, max_system_prompt),
+    ):
+        if value is not None and len(value) > most:
+            raise RequestError(
+                "invalid_body",
+                f"invalid body: Expected `str` of length <= {most} (the server's limit), "
+                f"got {len(value):,} characters - at `$.{field}`",
+            )
+    if _CONTROL.search(body.title):
+        # The title is a column of the conversation index: PostgreSQL's text holds no NUL, so one
+        # left the conversation unlisted and its reads failing.
+        raise RequestError(
+            "invalid_body", "invalid body: a title is one line of text, no control characters - at `$.title`"
+        )
+    return body
+
+
+#: C0 and C1 control characters (not format characters: an emoji's joiners are text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

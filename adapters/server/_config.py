@@ -54,3 +54,46 @@ class ServerConfig:
     allowed_tools: tuple[str, ...] | None = None
     #: Tools offered on a turn whose body names none (``enabled_tools`` absent).
     default_tools: tuple[str, ...] = ()
+    # -- size (the turn and conversation limits are the engine's: ``EngineConfig``) -----------------
+    #: ``?mode=full`` resends a step's whole text in every frame, so its bytes grow with the square
+    #: of a step's deltas: it is refused (422 ``full_mode_too_large``, before any frame) on a
+    #: conversation holding more events than this (its version: one read, an upper bound of its
+    #: deltas), and a full-mode stream that reaches it ends with an ``error`` frame (no ``id:``);
+    #: ``mode=delta`` has no such limit.
+    max_full_mode_events: int = 4096
+    # -- recovery (``_recovery``) ----------------------------------------------------------------
+    #: This server's id: recorded as the owner of the turns it runs (``TurnStarted.owner``) and
+    #: held over the log while it runs (``turnlog.adapters.stores.presence_of``), so recovery ends
+    #: at once a turn whose server is gone and never one whose server runs. None: one is generated
+    #: per process (host, pid, random). Two running servers may not share one (the second refuses
+    #: to start). ``recover_grace`` applies only to turns whose owner cannot be told.
+    server_id: str | None = None
+    # -- memory and connections (issue 13): what a careless or hostile client may hold -----------
+    #: Bytes the conversation settings cache may hold (counted per entry: its key and what the
+    #: checks keep, tenant, subject and provider; never a title or prompt). With
+    #: ``conversation_cache`` (entries) the first bound reached evicts the least recently used.
+    conversation_cache_bytes: int = 32 << 20
+    #: Longest ``title`` of a new conversation, in characters (422 ``invalid_body`` above it).
+    max_title: int = 200
+    #: Longest ``system_prompt`` a body may set, in characters (422 ``invalid_body`` above it).
+    max_system_prompt: int = 65_536
+    #: Seconds a request's body may take to arrive once the app reads it (408
+    #: ``request_timeout``, then the connection is closed). 0: no deadline.
+    body_timeout: float = 30.0
+    #: ``turnlog serve`` (``uvicorn_config``): seconds for a request's head (request line and
+    #: headers) to arrive, counted from when the server waits for it (the connection opened, or the
+    #: first byte after an answer); a connection that does not send one in time is closed. 0: no
+    #: deadline (uvicorn's own behaviour: a slow client holds its connection for ever).
+    header_timeout: float = 10.0
+    #: ``turnlog serve``: seconds an idle keep-alive connection stays open (uvicorn's
+    #: ``timeout_keep_alive``).
+    keep_alive: float = 5.0
+    #: ``turnlog serve``: connections served at once (open SSE streams count); a request on a
+    #: connection beyond them answers 503 ``server_busy``. 0: no cap.
+    max_connections: int = 1000
+    #: Seconds a 404 of a conversation id is remembered for the principal it was answered to (the
+    #: id missing, or not that principal's to read), so its next tries cost what they cost for
+    #: any id (``_tenancy``). A conversation created later under that id (only ids a client
+    #: chooses can be named before they exist) stays 404 to that principal for up to this long.
+    #: 0: no 404 is remembered.
+    not_found_ttl: float = 10.0

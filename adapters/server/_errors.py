@@ -11,6 +11,11 @@ class's status (a new kind of ``LogError`` is still 503), and 500 at the root: a
 condition is the server's fault until the table says otherwise. Starlette's own
 ``HTTPException`` (unknown route, wrong method) keeps its status, with code ``http_error``.
 5xx answers are logged with their route: the client gets the message, the operator the context.
+
+A client that disconnects before its request body has arrived is answered nothing and costs one
+``info`` line (``QuietDisconnects``): Starlette raises ``ClientDisconnect`` from
+``request.stream()``, which no handler may answer (there is no one to answer), so it used to
+reach uvicorn as "Exception in ASGI application" with a full traceback per connection.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from types import MappingProxyType
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from turnlog.engine import RequestError, TurnlogError
 
 logger = logging.getLogger("turnlog.server")
@@ -38,6 +44,11 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
         # another subject's): ids cannot be probed.
         "not_found": 404,
         "too_large": 413,
+        # The body did not all arrive within ServerConfig.body_timeout (the connection is closed).
+        "request_timeout": 408,
+        # What uvicorn would answer in plain text (``turnlog serve``, ``_connections``): a request
+        # h11 cannot parse (a malformed request line or header, e.g. Content-Length).
+        "invalid_http": 400,
         "invalid_body": 422,
         "invalid_query": 422,
         # A turn or conversation that cannot start now.
@@ -47,9 +58,15 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
         "provider_unavailable": 409,
         # A cancel, but the conversation's last turn has ended (nothing to stop, nothing written).
         "no_turn_running": 409,
+        # A new turn in a conversation at its size limit (EngineConfig); nothing written.
+        "conversation_too_large": 413,
+        # ?mode=full on a conversation with more events than ServerConfig.max_full_mode_events.
+        "full_mode_too_large": 422,
         # The service is not running (never started: a mounted app whose lifespan did not run;
         # or stopping): it refuses rather than answer from an unrecovered log.
         "not_started": 503,
+        # ``turnlog serve``: a request on a connection beyond ServerConfig.max_connections.
+        "server_busy": 503,
         # The log refused or could not be reached: try again later (or on another server).
         "log_error": 503,
         "concurrency_conflict": 503,
@@ -94,3 +111,24 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 #: Starlette's ``exception_handlers``: every turnlog error by its code, and Starlette's own.
 EXCEPTION_HANDLERS: Mapping[Any, Any] = MappingProxyType({TurnlogError: turnlog_error, HTTPException: http_error})
+
+
+class QuietDisconnects:
+    """ASGI middleware: a request whose client went away mid-body ends with one ``info`` line
+    and no answer (uvicorn sends nothing to a closed connection, and logs nothing when the app
+    returns without answering one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            client = scope.get("client") or ("?", 0)
+            logger.info(
+                "%s %s: client %s:%s disconnected before its request body arrived",
+                scope.get("method"),
+                scope.get("path"),
+                *client,
+            )

@@ -42,7 +42,7 @@ from turnlog.projections import ConversationIndex, ConversationSummary, MessageS
 from ._auth import Authenticator, Principal, principal_of
 from ._config import ServerConfig
 from ._rows import MessageRows
-from ._tenancy import Tenancy, may
+from ._tenancy import Tenancy, may, valid_id
 
 logger = logging.getLogger("turnlog.server")
 
@@ -131,14 +131,20 @@ def decode_cursor(raw: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
         not isinstance(position, list)
         or len(position) != len(kinds)
         or not all(type(p) is k for p, k in zip(position, kinds, strict=True))
+        # What a cursor holds reaches the store: its strings follow the one rule for ids (a NUL
+        # is no text PostgreSQL can hold), its numbers fit the columns (a seq is 32 bits).
+        or not all(valid_id(p) if isinstance(p, str) else 0 <= p < 1 << 31 for p in position)
     ):
         raise RequestError("invalid_query", f"cursor {raw[:80]!r} is not one this server gave (use a page's next)")
     return tuple(position)
 
 
 def page_limit(request: Request, most: int) -> int:
-    """``?limit=`` from 1 to ``most`` (default ``most``); 422 ``invalid_query`` otherwise."""
-    raw = request.query_params.get("limit") or str(most)
+    """``?limit=`` from 1 to ``most`` (absent: ``most``); 422 ``invalid_query`` otherwise (an
+    empty ``limit=`` too: the document says integer)."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return most
     if not raw.isdigit() or not 1 <= int(raw) <= most:
         raise RequestError("invalid_query", f"limit must be an integer from 1 to {most}, not {raw[:40]!r}")
     return int(raw)
@@ -265,7 +271,7 @@ def routes(service_of: Callable[[Request], _Service]) -> list[Route]:
         service = service_of(request)
         who = await principal_of(request, service.authenticate)
         conv = request.path_params["id"]
-        await service.tenancy.created(conv, who, "read")
+        await service.tenancy.check(conv, who, "read")
         limit = page_limit(request, service.config.max_messages_page)
         raw = request.query_params.get("cursor")
         (after,) = decode_cursor(raw, (int,)) if raw else (0,)

@@ -124,6 +124,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "turn_in_progress",
             "turn_refused",
             "provider_unavailable",
+            "conversation_too_large",
+            "full_mode_too_large",
         ),
         body=NewTurn,
         params=(MODE,),
@@ -142,7 +144,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Replay and follow",
         "The conversation's SSE frames after `after` (or Last-Event-ID), then the live turn's until it ends.",
         {200: SSE},
-        (*CONVERSATION, "invalid_query"),
+        (*CONVERSATION, "invalid_query", "full_mode_too_large"),
         params=(MODE, AFTER, LAST_EVENT_ID),
     ),
     ("GET", "/conversations"): Operation(

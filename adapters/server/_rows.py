@@ -3,8 +3,9 @@
 Rows are a projection of the log, written by the turn after each commit. A crash between a
 turn's last commit and its rows leaves them behind the log: they are then recomputed from the
 log before they are served, never served stale (so is the conversation's summary, for ``GET
-/conversations/{id}``). A turn this process still runs is left alone (its task writes its rows a
-moment after its last commit).
+/conversations/{id}``). That includes the moment between a turn's last commit and its task's row
+save, which a client that saw ``done`` may hit: the catch-up writes the same rows the task is
+about to (upserts of the same values), so the two never disagree.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class MessageRows:
         if last is None:
             return None, False
         quiet = type(last.event) in _QUIET
-        if quiet and conversation_id not in self._running:
+        if quiet:
             behind = await self._messages.applied_version(conversation_id) < last.version
             index = self._messages.conversations
             if summary and not behind and index is not None:

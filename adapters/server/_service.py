@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
+from turnlog.adapters.stores import Presence, presence_of
 from turnlog.engine import (
     LLM,
     Clock,
@@ -81,10 +85,13 @@ class TurnService:
         ids: Ids | None = None,
         signer: Signer | None = None,
         policy: Policy | None = None,
+        presence: Presence | None = None,
     ) -> None:
         """``signer``: sign a checkpoint of the log every ``config.checkpoint_every`` seconds.
         ``policy``: what a request may choose (model, system prompt, limits, tools; ``_policy``);
-        default ``ServerPolicy(config)``."""
+        default ``ServerPolicy(config)``. ``engine_config``: group commit and the turn and
+        conversation limits (``EngineConfig``). ``presence``: where this server holds its id
+        (default ``presence_of(log)``; see ``_recovery``)."""
         self.log = log
         self.messages = messages
         self.config = cfg = config or ServerConfig()
@@ -106,12 +113,30 @@ class TurnService:
         #: True between ``start`` and ``stop``: the HTTP app refuses every request (503
         #: ``not_started``) otherwise, since an unrecovered log would answer 409 for ever.
         self.started = False
-        self.tenancy = Tenancy(log, capacity=cfg.conversation_cache, auditor_level=cfg.auditor_level)
+        self.tenancy = Tenancy(
+            log,
+            capacity=cfg.conversation_cache,
+            auditor_level=cfg.auditor_level,
+            max_bytes=cfg.conversation_cache_bytes,
+            not_found_ttl=cfg.not_found_ttl,
+        )
         self.controls = Controls(log, self.tenancy, self.clock)
-        self.frames = Frames(log, heartbeat=cfg.heartbeat, retry_ms=cfg.retry_ms)
+        self.frames = Frames(
+            log, heartbeat=cfg.heartbeat, retry_ms=cfg.retry_ms, max_full_events=cfg.max_full_mode_events
+        )
         self.rows = MessageRows(log, messages, running=self.running)
         self.conversations = Conversations(log, messages, self.rows, auditor_level=cfg.auditor_level)
-        self.recovery = Recovery(log, messages, clock=self.clock, grace=cfg.recover_grace, spare=self.running)
+        #: Recorded as the owner of every turn this server runs (``TurnStarted.owner``).
+        self.server_id = cfg.server_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.recovery = Recovery(
+            log,
+            messages,
+            clock=self.clock,
+            grace=cfg.recover_grace,
+            spare=self.running,
+            server_id=self.server_id,
+            presence=presence if presence is not None else presence_of(log),
+        )
         self.checkpoints = (
             Checkpointer(log, signer, every=cfg.checkpoint_every, origin=cfg.checkpoint_origin, clock=self.clock)
             if signer is not None
@@ -121,7 +146,8 @@ class TurnService:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover turns left live by a crash, then keep sweeping (see ``_recovery``)."""
+        """Hold this server's id, recover turns left live by a crash, then keep sweeping (see
+        ``_recovery``)."""
         await self.conversations.backfill()  # an index just migrated in is filled from the log
         await self.recovery.start()
         if self.checkpoints is not None:
@@ -129,7 +155,8 @@ class TurnService:
         self.started = True
 
     async def stop(self) -> None:
-        """Stop sweeping; give running turns ``shutdown_grace`` to end, then cancel them."""
+        """Stop sweeping; give running turns ``shutdown_grace`` to end, then cancel them; then let
+        go of the server id (not before: another server would take the turns for orphans)."""
         self.started = False
         await self.recovery.stop()
         if self.checkpoints is not None:
@@ -141,6 +168,7 @@ class TurnService:
                 task.cancel()
             # Each cancelled turn records TurnFailed(cancelled) before its task ends.
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.recovery.leave()
 
     # -- conversations and turns --------------------------------------------------------------
 
@@ -186,6 +214,7 @@ class TurnService:
             tenant=principal.tenant,
             subject=principal.subject,
             user_id=principal.subject or None,
+            owner=self.server_id,
         )
         turn = engine.run_turn(conversation_id, request)
         # The first step writes TurnStarted or refuses (TurnInProgress, also across servers).

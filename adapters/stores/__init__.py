@@ -3,6 +3,7 @@
 SQLite (the embedded default) and PostgreSQL (several app servers over one database) event logs,
 the SQL message rows and conversation summaries, the schema and its Alembic migrations, and
 ``open_store``: one factory for a ``--db`` value, used by the CLI, the server, the tests and users.
+``presence_of(log)``: which servers are running over a log (crash recovery asks it).
 """
 
 import inspect as _inspect
@@ -13,6 +14,7 @@ from ._conversations import SqlConversationIndex
 from ._factory import Store, open_store, sqlite_target
 from ._migrate import HEAD_REVISION, current_revision, known_revisions, upgrade, upgrade_command
 from ._postgres import PostgresEventLog
+from ._presence import Presence, presence_of
 from ._rows import SqlMessageStore
 from ._sqlite import SqliteEventLog
 from ._urls import PgTarget, is_pg_url, parse_pg_url, redact
@@ -21,6 +23,7 @@ __all__ = [
     "HEAD_REVISION",
     "PgTarget",
     "PostgresEventLog",
+    "Presence",
     "SqlConversationIndex",
     "SqlMessageStore",
     "SqliteEventLog",
@@ -30,6 +33,7 @@ __all__ = [
     "known_revisions",
     "open_store",
     "parse_pg_url",
+    "presence_of",
     "redact",
     "sqlite_target",
     "upgrade",

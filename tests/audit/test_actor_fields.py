@@ -108,6 +108,8 @@ def test_the_new_fields_are_added_last_with_defaults(field: str) -> None:
     # The evolution rule: add with a default, never rename or retype (positional construction of
     # the older fields keeps its meaning).
     assert ConversationCreated.__struct_fields__[-1] == field
-    assert TurnStarted.__struct_fields__[-2:] == ("tenant", "subject")
+    # owner (issue 13: the server running the turn) came after them, the same way.
+    assert TurnStarted.__struct_fields__[-3:] == ("tenant", "subject", "owner")
+    assert TurnStarted.__struct_defaults__[-3:] == ("", "", "")
     assert IterationStarted.__struct_fields__ == ("iteration", "request_sha256", "model")
     assert NewEvent(ConversationCreated()).event.subject == ""  # type: ignore[attr-defined]
