@@ -34,7 +34,7 @@ from ._errors import ConfigError, ConversationNotFound
 from ._events import GENESIS_HASH, Recorded, chain_hash
 from ._log import EventLog
 from ._merkle import InclusionProof, merkle_leaf, verify_inclusion
-from ._verify import Problem
+from ._verify import Problem, first_problem
 
 EXPORT_FORMAT = "turnlog-export/1"
 
@@ -155,8 +155,7 @@ class ExportReport(msgspec.Struct, frozen=True):
 
     def summary(self) -> str:
         if self.problems:
-            more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-            return f"{self.problems[0]}{more}"
+            return first_problem(self.problems)
         cp = self.checkpoint
         assert cp is not None
         line = (

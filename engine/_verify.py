@@ -98,6 +98,12 @@ class Problem(msgspec.Struct, frozen=True):
         return self.why
 
 
+def first_problem(problems: list[Problem]) -> str:
+    """The line a report prints when something is wrong: the first problem found, and how many more."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
+
+
 class LogReport(msgspec.Struct, frozen=True):
     """What ``verify_log`` found. ``streams``/``events``: the conversations and events whose
     chains were recomputed; ``size`` and ``root``: the log's tree; ``checkpoints``: stored
@@ -120,8 +126,7 @@ class LogReport(msgspec.Struct, frozen=True):
     def summary(self) -> str:
         """One line: the first problem, or what was checked."""
         if self.problems:
-            more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-            return f"{self.problems[0]}{more}"
+            return first_problem(self.problems)
         line = f"ok: {self.streams} conversation(s), {self.events} events, hash chain intact; log tree of {self.size} events, root {self.root[:16]}"
         if self.checkpoints:
             signed = "signatures valid" if self.signatures else "signatures not checked (no public key given)"
