@@ -11,7 +11,6 @@ about to (upserts of the same values), so the two never disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import Container
 from typing import Any
 
 import msgspec
@@ -25,11 +24,9 @@ _QUIET = (TurnFinalized, TurnFailed, ConversationCreated)
 class MessageRows:
     """A conversation's rows as JSON, caught up with the log first when a crash left them behind."""
 
-    def __init__(self, log: EventLog, messages: MessageStore, *, running: Container[str]) -> None:
-        """``running``: the conversations whose turns this process runs, as a live view."""
+    def __init__(self, log: EventLog, messages: MessageStore) -> None:
         self._log = log
         self._messages = messages
-        self._running = running
 
     async def fresh(self, conversation_id: str, *, summary: bool = False) -> tuple[Recorded | None, bool]:
         """The conversation's last event, once its rows (and with ``summary`` its summary) are

@@ -124,7 +124,7 @@ class TurnService:
         self.frames = Frames(
             log, heartbeat=cfg.heartbeat, retry_ms=cfg.retry_ms, max_full_events=cfg.max_full_mode_events
         )
-        self.rows = MessageRows(log, messages, running=self.running)
+        self.rows = MessageRows(log, messages)
         self.conversations = Conversations(log, messages, self.rows, auditor_level=cfg.auditor_level)
         #: Recorded as the owner of every turn this server runs (``TurnStarted.owner``).
         self.server_id = cfg.server_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
