@@ -91,13 +91,20 @@ class Forger:
     async def _sql(self, sql: str, *args: Any) -> list[Any]:
         if self.store.name == "sqlite":
             assert self.db is not None
-            conn = sqlite3.connect(self.db)
-            try:
-                with conn:
-                    # asyncpg's numbered parameters, in order, as SQLite's question marks
-                    return conn.execute(re.sub(r"\$\d+", "?", sql), args).fetchall()
-            finally:
-                conn.close()
+            db = self.db
+
+            def run() -> list[Any]:
+                conn = sqlite3.connect(db, timeout=30)
+                try:
+                    with conn:
+                        # asyncpg's numbered parameters, in order, as SQLite's question marks
+                        return conn.execute(re.sub(r"\$\d+", "?", sql), args).fetchall()
+                finally:
+                    conn.close()
+
+            # In a thread: the server under test shares this event loop, and may hold the write
+            # lock while its turn saves its last rows; a blocking call here would wait on itself.
+            return await asyncio.to_thread(run)
         target = parse_pg_url(self.db or "")
         conn = await asyncpg.connect(target.dsn, server_settings=target.server_settings)
         try:
