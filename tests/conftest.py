@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 from turnlog.adapters.stores import SqlMessageStore, open_store, parse_pg_url, upgrade
-from turnlog.engine import EventLog, InMemoryEventLog
+from turnlog.engine import EventLog, InMemoryEventLog, TurnStarted
 from turnlog.projections import MemoryMessageStore, MessageStore
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -121,3 +121,22 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield StoreUnderTest(request.param, log, messages)
     finally:
         await log.close()
+
+
+def turn_started(**changes: Any) -> TurnStarted:
+    """A TurnStarted for tests that write events by hand (folds, forged logs); ``changes`` override."""
+    fields: dict[str, Any] = {
+        "user_message": "hi",
+        "user_message_id": "m1",
+        "assistant_message_id": "m2",
+        "provider": "p",
+        "model": "m",
+        "temperature": None,
+        "max_tokens": None,
+        "thinking": False,
+        "tools": [],
+        "system_prompt": None,
+        "max_iterations": 5,
+        "permission_level": 1,
+    }
+    return TurnStarted(**(fields | changes))

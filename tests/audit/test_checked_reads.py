@@ -46,7 +46,7 @@ from turnlog.engine import (
 from turnlog.engine._log import ChainCheck
 from turnlog.projections import MemoryMessageStore, project, rebuild, stream_sse
 
-from ..conftest import StoreUnderTest
+from ..conftest import StoreUnderTest, turn_started
 from ..server.conftest import frames_of, ids_of, serving
 
 #: One turn of three deltas; "zebra" is in the middle one, and forging flips one bit of it.
@@ -528,23 +528,6 @@ async def test_a_live_stream_that_meets_a_forged_event_ends_with_an_error_frame(
 # -- recovery -----------------------------------------------------------------------------------------
 
 
-def _started() -> TurnStarted:
-    return TurnStarted(
-        user_message="hi",
-        user_message_id="m1",
-        assistant_message_id="m2",
-        provider="scripted",
-        model="m",
-        temperature=None,
-        max_tokens=None,
-        thinking=False,
-        tools=[],
-        system_prompt=None,
-        max_iterations=5,
-        permission_level=1,
-    )
-
-
 @ON_DISK
 async def test_recovery_skips_a_forged_conversation_and_recovers_the_others(
     store: StoreUnderTest, forger: Forger, caplog: pytest.LogCaptureFixture
@@ -556,7 +539,9 @@ async def test_recovery_skips_a_forged_conversation_and_recovers_the_others(
     for _ in range(2):
         conv = await eng.create_conversation(model="m")
         # A turn whose process died right after it started: live in the log, nobody running it.
-        await store.log.append(conv, [NewEvent(_started(), "turn-dead")], 1, recorded_at="2026-01-01T00:00:00Z")
+        await store.log.append(
+            conv, [NewEvent(turn_started(provider="scripted"), "turn-dead")], 1, recorded_at="2026-01-01T00:00:00Z"
+        )
         convs.append(conv)
     forged, intact = convs
     await forger.flip(forged, 2, b'"user_message":"hi"', b'"user_message":"hI"')

@@ -20,24 +20,13 @@ from turnlog.engine import (
     ToolResultRecorded,
     TurnFailed,
     TurnFinalized,
-    TurnStarted,
     Usage,
     load,
 )
 
-STARTED = TurnStarted(
-    user_message="hi",
-    user_message_id="m1",
-    assistant_message_id="m2",
-    provider="p",
-    model="m",
-    temperature=None,
-    max_tokens=None,
-    thinking=False,
-    tools=[],
-    system_prompt=None,
-    max_iterations=5,
-)
+from ..conftest import turn_started
+
+STARTED = turn_started()
 CALL = ToolCall("a", "f", "{}")
 #: A turn through every live state, then finalized.
 TURN = [

@@ -13,32 +13,16 @@ from turnlog.engine import (
     ToolCallsRequested,
     ToolCallStarted,
     ToolResultRecorded,
-    TurnStarted,
 )
 
-
-def started() -> TurnStarted:
-    return TurnStarted(
-        user_message="hi",
-        user_message_id="m1",
-        assistant_message_id="m2",
-        provider="p",
-        model="m",
-        temperature=None,
-        max_tokens=None,
-        thinking=False,
-        tools=[],
-        system_prompt=None,
-        max_iterations=5,
-        permission_level=1,
-    )
+from ..conftest import turn_started
 
 
 def fold_at_tools_pending() -> ConversationFold:
     fold = ConversationFold()
     events = [
         ConversationCreated(system_prompt=None, provider="p", model="m", temperature=None, max_tokens=None),
-        started(),
+        turn_started(),
         IterationStarted(1, "0" * 64),
         ToolCallsRequested(1, [ToolCall("a", "f", "{}"), ToolCall("b", "g", "{}")], "tool_calls"),
         ToolCallStarted(1, "a", "f", "{}"),
@@ -80,7 +64,7 @@ def test_repeated_tool_call_ids_are_refused_without_replacing_the_requested_call
         stream_id="c",
         version=1,
     )
-    fold.check(started(), turn_id="t1", stream_id="c", version=2)
+    fold.check(turn_started(), turn_id="t1", stream_id="c", version=2)
     fold.check(IterationStarted(1, "0" * 64), turn_id="t1", stream_id="c", version=3)
     with pytest.raises(IllegalEvent, match="tool call ids repeat"):
         fold.check(

@@ -30,6 +30,8 @@ from turnlog.engine import (
     UsageRecorded,
 )
 
+from ..conftest import turn_started
+
 LIVE = {"init", "streaming", "tools_pending", "executing"}
 CALL_IDS = ["a", "b", "c"]
 
@@ -91,23 +93,6 @@ class Model:
             self.state = "failed"
 
 
-def started() -> TurnStarted:
-    return TurnStarted(
-        user_message="hi",
-        user_message_id="u",
-        assistant_message_id="a",
-        provider="p",
-        model="m",
-        temperature=None,
-        max_tokens=None,
-        thinking=False,
-        tools=[],
-        system_prompt=None,
-        max_iterations=9,
-        permission_level=1,
-    )
-
-
 KINDS = [
     "started",
     "iteration",
@@ -143,7 +128,7 @@ def draw_event(data: st.DataObject, model: Model) -> object:
     known = model.requested or CALL_IDS
     cid = data.draw(st.sampled_from([*known, *known, "zz"]))
     if kind == "started":
-        return started()
+        return turn_started()
     if kind == "iteration":
         return IterationStarted(it, "0" * 64)
     if kind == "text":
