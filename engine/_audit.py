@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import msgspec
 
 from ._errors import ConcurrencyError, IntegrityError, ReplayError
-from ._events import IterationStarted, NewEvent, Recorded, TurnFailed, TurnStarted
+from ._events import IterationStarted, NewEvent, Recorded, TurnFailed, TurnResumed, TurnStarted
+from ._fork import inherited_prior
 from ._llm import LLM
 from ._log import EventLog
 from ._machine import ConversationFold
@@ -37,6 +38,12 @@ class Recovered(msgspec.Struct, frozen=True):
     stream_id: str
     turn_id: str
     version: int
+    #: True: the turn was taken up again (``TurnResumed`` at ``version``), not ended.
+    resumed: bool = False
+
+
+#: Newest events of a turn parked awaiting approval: a live turn nobody runs, left alone.
+_PARKED = ("approval_requested", "approval_decided")
 
 
 def _age_seconds(recorded_at: str, now: str) -> float:
@@ -55,6 +62,7 @@ async def recover(
     skip: Collection[str] = (),
     streams: Collection[str] | None = None,
     decide: Callable[[str, float], Awaitable[bool]] | None = None,
+    resume: Callable[[str], Awaitable[Recorded | None]] | None = None,
 ) -> list[Recovered]:
     """Bring every turn left in a live state to ``failed`` with reason ``interrupted``, keeping its
     partial output. ``older_than`` (seconds) spares turns whose newest event is more recent: on
@@ -64,14 +72,17 @@ async def recover(
     ``streams`` limits the search to these conversations (default: every one in the log).
     ``decide(owner, age)``, when given, has the last word on each live turn ``older_than`` left:
     its owner (``TurnStarted.owner``, "" if none) and the seconds since its newest event; True
-    ends it."""
+    ends it. A turn parked awaiting approval is not interrupted: it is left alone.
+    ``resume(stream_id)``, when given, is called instead of ending the turn: it takes the turn up
+    again (``TurnEngine.resume_turn``) and returns its ``TurnResumed``, or None when the turn
+    could not be taken (its process wrote meanwhile)."""
     clock = clock or SystemClock()
     out: list[Recovered] = []
     for sid in await log.streams() if streams is None else streams:
         if sid in skip:
             continue
         last = await log.last(sid)
-        if last is None or last.type in ("conversation_created", "turn_finalized", "turn_failed"):
+        if last is None or last.type in ("conversation_created", "turn_finalized", "turn_failed", *_PARKED):
             continue
         now = clock.now()
         age = _age_seconds(last.recorded_at, now)
@@ -82,8 +93,8 @@ async def recover(
         try:
             async for rec in log.iter_stream(sid):
                 fold.apply(rec)
-                if type(rec.event) is TurnStarted:
-                    owner = rec.event.owner
+                if type(rec.event) is TurnStarted or type(rec.event) is TurnResumed:
+                    owner = rec.event.owner  # whoever took the turn up last runs it
         except (IntegrityError, ReplayError) as exc:
             # A forged or unreadable conversation is not recovered (nothing may be appended to a
             # chain that does not hold), and does not stop the recovery of the others.
@@ -91,6 +102,14 @@ async def recover(
             continue
         turn = fold.live_turn
         if turn is None or (decide is not None and not await decide(owner, age)):
+            continue
+        if resume is not None:
+            try:
+                taken = await resume(sid)
+            except ConcurrencyError:
+                taken = None
+            if taken is not None:
+                out.append(Recovered(sid, turn.turn_id, taken.version, resumed=True))
             continue
         failed = TurnFailed(
             "interrupted", "the process running this turn stopped before the turn ended", turn.iteration
@@ -158,14 +177,14 @@ async def rebuild_requests(log: EventLog, stream_id: str, llm: LLM) -> list[Rebu
     replay; prior turns through ``PriorTurns``, the turn's own events through ``TurnHistory``)
     and rendered by ``llm``. The bodies are those the model received exactly when ``llm`` is
     configured as the adapter that sent them (the provider's body format and defaults)."""
-    prior = PriorTurns()
+    prior = PriorTurns(await inherited_prior(log, stream_id))
     history: TurnHistory | None = None
     default_model = getattr(llm, "model", "") or ""
     out: list[RebuiltRequest] = []
     async for rec in replay(log, stream_id):
         ev = rec.event
         if isinstance(ev, TurnStarted):
-            history = TurnHistory(list(prior.messages), ev, round_trip_reasoning=llm.round_trip_reasoning)
+            history = TurnHistory(prior.for_turn(ev), ev, round_trip_reasoning=llm.round_trip_reasoning)
         elif history is not None:
             if isinstance(ev, IterationStarted):
                 # The engine renders the request before it records IterationStarted.

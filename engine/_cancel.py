@@ -18,6 +18,9 @@ The process running the turn learns of it twice over, whichever comes first:
   busy again (two commits within ``QUIET_S``), so it stops within about ``QUIET_S`` of the cancel,
   not at its next commit.
 
+A turn parked awaiting approval is run by no process: its cancel is written with the
+``TurnFailed(cancelled)`` that ends it, in one append.
+
 The turn then stops at its next step (the model call reads no further, running tools are
 stopped, nothing new starts) and ends with ``TurnFailed(cancelled)`` naming who asked. A
 ``TurnFinalized`` already recorded when the cancel arrived still stands: the turn had ended.
@@ -33,14 +36,17 @@ from collections.abc import Callable
 from ._errors import ConcurrencyError, ConversationNotFound, IntegrityError, LogError, NoTurnRunning, ReplayError
 from ._events import (
     TERMINAL_TYPES,
+    ApprovalDecided,
+    ApprovalRequested,
     CancelRequested,
     ConversationCreated,
     NewEvent,
     Recorded,
+    TurnFailed,
 )
 from ._failure import TurnFailure
 from ._log import ChainCheck, EventLog
-from ._ports import Clock, SystemClock
+from ._ports import Clock, Messages, SystemClock
 
 logger = logging.getLogger("turnlog.engine")
 
@@ -61,6 +67,7 @@ async def cancel_turn(
     subject: str = "",
     reason: str = "",
     clock: Clock | None = None,
+    messages: Messages | None = None,
 ) -> Recorded:
     """Ask the running turn of a conversation to stop: appends ``CancelRequested`` naming who
     asked (``tenant``, ``subject``) and why, and returns it (its ``turn_id`` is the turn's). Any
@@ -81,13 +88,19 @@ async def cancel_turn(
         if type(last.event) in TERMINAL_TYPES:
             raise NoTurnRunning(conversation_id, last.turn_id)
         ChainCheck.after(last)  # a checked read: the event the cancel chains to is intact
+        batch = [NewEvent(request, last.turn_id)]
+        if type(last.event) in _PARKED:
+            # A parked turn (awaiting approval) is run by no process: the cancel ends it here.
+            iteration = last.event.iteration  # type: ignore[attr-defined]
+            failed = TurnFailed("cancelled", _cancel_text(request, last.version + 1), iteration)
+            batch.append(NewEvent(failed, last.turn_id))
         try:
-            recs = await log.append(
-                conversation_id, [NewEvent(request, last.turn_id)], last.version, recorded_at=clock.now()
-            )
+            recs = await log.append(conversation_id, batch, last.version, recorded_at=clock.now())
         except ConcurrencyError as exc:
             conflict = exc  # the turn committed meanwhile: look again
             continue
+        if len(recs) > 1 and messages is not None:
+            await messages.catch_up(log, conversation_id)  # a parked turn ended here: its rows too
         return recs[0]
     assert conflict is not None
     raise conflict
@@ -97,8 +110,16 @@ def cancel_message(rec: Recorded) -> str:
     """The ``TurnFailed.message`` of a turn ended by the cancel ``rec``: who asked, and why."""
     ev = rec.event
     assert isinstance(ev, CancelRequested)
+    return _cancel_text(ev, rec.version)
+
+
+#: A turn whose newest event is one of these is parked awaiting approval: nobody runs it.
+_PARKED = (ApprovalRequested, ApprovalDecided)
+
+
+def _cancel_text(ev: CancelRequested, version: int) -> str:
     who = " ".join(f"{k} {v!r}" for k, v in (("tenant", ev.tenant), ("subject", ev.subject)) if v)
-    text = f"cancelled by {who or 'an anonymous caller'} (cancel_requested at version {rec.version})"
+    text = f"cancelled by {who or 'an anonymous caller'} (cancel_requested at version {version})"
     return f"{text}: {ev.reason}" if ev.reason else text
 
 

@@ -14,6 +14,16 @@ the event and its version, instead of being silently folded.
 Controls (``CancelRequested``) are events of the turn they act on, written by whoever asked, from
 any process: legal in every live state, changing no state, so the fold accepts them wherever
 they landed between the turn's own events.
+
+Approvals: a tool call that needs a person's decision is recorded as ``ApprovalRequested`` (one
+per call) and parks the turn in ``awaiting_approval``: a live state no process runs. Decisions
+(``ApprovalDecided``) are internal there; ``TurnResumed`` takes the turn up again, legal there only
+once every call awaiting approval is decided. Recovery's resume of an interrupted turn is the same
+event from a running state (a model call cut off, ``streaming``, goes on from ``executing``: the
+call is made again as the next iteration). The fold's bookkeeping stays O(1) per event.
+
+Erasure (``ConversationErased``) is a conversation-level event like ``ConversationCreated``, not a
+turn's: the fold accepts it once, when no turn is live, and refuses any ``TurnStarted`` after it.
 """
 
 from __future__ import annotations
@@ -22,9 +32,13 @@ from transitions import Machine
 
 from ._errors import IllegalEvent
 from ._events import (
+    APPROVAL_DECISIONS,
     GENESIS_HASH,
+    ApprovalDecided,
+    ApprovalRequested,
     CancelRequested,
     ConversationCreated,
+    ConversationErased,
     Event,
     IterationStarted,
     ReasoningDelta,
@@ -35,13 +49,16 @@ from ._events import (
     ToolResultRecorded,
     TurnFailed,
     TurnFinalized,
+    TurnResumed,
     TurnStarted,
     UsageRecorded,
     event_type,
 )
 
-STATES = ["init", "streaming", "tools_pending", "executing", "finalized", "failed"]
-LIVE_STATES = ("init", "streaming", "tools_pending", "executing")
+STATES = ["init", "streaming", "tools_pending", "awaiting_approval", "executing", "finalized", "failed"]
+LIVE_STATES = ("init", "streaming", "tools_pending", "awaiting_approval", "executing")
+#: Live states a process runs (a parked turn, ``awaiting_approval``, is run by nobody).
+RUNNING_STATES = ("init", "streaming", "tools_pending", "executing")
 TERMINAL_STATES = ("finalized", "failed")
 
 # Triggers are the event type tags. dest None = internal transition (state unchanged).
@@ -52,6 +69,15 @@ TRANSITIONS = [
     {"trigger": "usage_recorded", "source": "streaming", "dest": None},
     {"trigger": "tool_calls_requested", "source": "streaming", "dest": "tools_pending"},
     {"trigger": "tool_call_started", "source": ["tools_pending", "executing"], "dest": "executing"},
+    # Approvals: calls that need a person's decision park the turn; each decision is recorded
+    # there; the event that takes the turn up again (``turn_resumed``) needs every call decided.
+    {"trigger": "approval_requested", "source": ["tools_pending", "awaiting_approval"], "dest": "awaiting_approval"},
+    {"trigger": "approval_decided", "source": "awaiting_approval", "dest": None},
+    {"trigger": "turn_resumed", "source": "awaiting_approval", "dest": "executing"},
+    # Recovery's resume of an interrupted turn: a model call cut off is made again (the next
+    # iteration starts from ``executing``); elsewhere the turn goes on from where it stood.
+    {"trigger": "turn_resumed", "source": "streaming", "dest": "executing"},
+    {"trigger": "turn_resumed", "source": ["init", "tools_pending", "executing"], "dest": None},
     {"trigger": "tool_result_recorded", "source": "executing", "dest": None},
     {"trigger": "turn_finalized", "source": "streaming", "dest": "finalized"},
     {"trigger": "turn_failed", "source": list(LIVE_STATES), "dest": "failed"},
@@ -90,7 +116,7 @@ class Turn:
     """One turn's machine model plus the bookkeeping the machine cannot express (iteration
     numbers, which tool calls are owed a result)."""
 
-    __slots__ = ("calls", "iteration", "results", "started", "state", "turn_id")
+    __slots__ = ("awaiting", "calls", "decided", "iteration", "results", "started", "state", "turn_id")
 
     def __init__(self, turn_id: str) -> None:
         self.turn_id = turn_id
@@ -99,6 +125,9 @@ class Turn:
         self.calls: dict[str, str] = {}  # requested call id -> name, this iteration
         self.started: set[str] = set()
         self.results: set[str] = set()
+        #: Calls of this iteration awaiting approval (call id -> name), and their decisions.
+        self.awaiting: dict[str, str] = {}
+        self.decided: dict[str, str] = {}
 
     @property
     def live(self) -> bool:
@@ -109,12 +138,14 @@ class ConversationFold:
     """Checks a conversation's events in order: versions gapless, hashes chained, each event legal
     in its turn's state. ``apply`` raises ``IllegalEvent`` and leaves the fold unchanged."""
 
-    __slots__ = ("created", "last_hash", "turn", "turns", "version")
+    __slots__ = ("created", "erased", "last_hash", "turn", "turns", "version")
 
     def __init__(self) -> None:
         self.version = 0
         self.last_hash = GENESIS_HASH
         self.created: ConversationCreated | None = None
+        #: The conversation's content was erased (``ConversationErased``): no turn may start.
+        self.erased: ConversationErased | None = None
         self.turn: Turn | None = None  # the newest turn
         self.turns = 0
 
@@ -187,7 +218,17 @@ class ConversationFold:
                 raise illegal("a conversation is created only by its first event")
             self.created = ev
             return
+        if isinstance(ev, ConversationErased):
+            # A conversation-level event, outside any turn: legal once, with no turn live.
+            if self.erased is not None:
+                raise illegal("the conversation is already erased")
+            if self.live_turn is not None:
+                raise illegal(f"turn {self.turn.turn_id!r} is still live")  # type: ignore[union-attr]
+            self.erased = ev
+            return
         if isinstance(ev, TurnStarted):
+            if self.erased is not None:
+                raise illegal("the conversation was erased: no turn may start")
             if self.live_turn is not None:
                 raise illegal(f"turn {self.turn.turn_id!r} is still live")  # type: ignore[union-attr]
             self.turn = Turn(turn_id)
@@ -210,6 +251,15 @@ class ConversationFold:
             return
         if isinstance(ev, CancelRequested):
             return  # no state change, no bookkeeping: the running process acts on it
+        if isinstance(ev, ApprovalDecided):
+            if ev.call_id not in turn.awaiting:
+                raise illegal(f"no tool call {ev.call_id!r} awaits approval")
+            if ev.call_id in turn.decided:
+                raise illegal(f"tool call {ev.call_id!r} was already decided")
+            if ev.decision not in APPROVAL_DECISIONS or ev.iteration != turn.iteration:
+                raise illegal(f"a decision is approve or deny, for iteration {turn.iteration}")
+            turn.decided[ev.call_id] = ev.decision
+            return
         if isinstance(ev, ToolResultRecorded):
             if ev.call_id not in turn.started or ev.call_id in turn.results:
                 raise illegal(f"no started tool call {ev.call_id!r} is waiting for a result")
@@ -224,6 +274,8 @@ class ConversationFold:
             turn.calls = {}
             turn.started = set()
             turn.results = set()
+            turn.awaiting = {}
+            turn.decided = {}
         elif isinstance(ev, ToolCallsRequested):
             if ev.iteration != turn.iteration or not ev.calls:
                 raise illegal("a tool-call request needs the current iteration and at least one call")
@@ -235,6 +287,15 @@ class ConversationFold:
             if ev.call_id not in turn.calls or ev.call_id in turn.started:
                 raise illegal(f"tool call {ev.call_id!r} was not requested or already started")
             turn.started.add(ev.call_id)
+        elif isinstance(ev, ApprovalRequested):
+            if ev.iteration != turn.iteration or turn.calls.get(ev.call_id) != ev.name:
+                raise illegal(f"tool call {ev.call_id!r} was not requested in iteration {turn.iteration}")
+            if ev.call_id in turn.awaiting:
+                raise illegal(f"tool call {ev.call_id!r} already awaits approval")
+            turn.awaiting[ev.call_id] = ev.name
+        elif isinstance(ev, TurnResumed):
+            if state == "awaiting_approval" and len(turn.decided) != len(turn.awaiting):
+                raise illegal("tool calls awaiting approval are still undecided")
         elif isinstance(ev, TurnFinalized | TurnFailed):
             pass
         MACHINE.events[name].trigger(turn)

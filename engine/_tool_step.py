@@ -4,7 +4,8 @@ Every call starts at once; the results are recorded in call order, each committe
 as soon as it and every call before it are done. A cancel of the turn ends the wait at once
 (``TurnFailure("cancelled")``). If the turn fails meanwhile, for whatever reason, ``stop`` keeps
 the results of the calls that finished (recorded, in call order) and stops the calls still
-running.
+running. Calls a person denied, and calls a crash left without a result that may not run twice,
+are given their result without running (``fixed``).
 """
 
 from __future__ import annotations
@@ -56,9 +57,24 @@ class ToolStep:
             )
         )
 
-    async def run(self, calls: list[ToolCall]) -> AsyncIterator[Recorded]:
-        """Runs the calls, yielding each result's committed events in call order."""
-        tasks: list[asyncio.Future[ToolResult]] = self.tools.run_all(calls, self._context, self.clock.monotonic)  # type: ignore[assignment]
+    async def run(self, calls: list[ToolCall], fixed: dict[str, str] | None = None) -> AsyncIterator[Recorded]:
+        """Runs the calls, yielding each result's committed events in call order. A call named in
+        ``fixed`` is not run: its result is that text, ``success: false`` (a denial, an outcome
+        unknown after a crash)."""
+        if fixed:
+            loop = asyncio.get_running_loop()
+            tasks = []
+            for call in calls:
+                if call.id in fixed:
+                    done: asyncio.Future[ToolResult] = loop.create_future()
+                    done.set_result(ToolResult(call.id, call.name, fixed[call.id], False, 0.0))
+                    tasks.append(done)
+                else:
+                    tasks.append(
+                        asyncio.ensure_future(self.tools.run_one(call, self._context(call), self.clock.monotonic))
+                    )
+        else:
+            tasks = self.tools.run_all(calls, self._context, self.clock.monotonic)  # type: ignore[assignment]
         self.tasks = tasks
         cancelled = self.watch.future
         # Awaiting in call order records results in call order, each as soon as it and every

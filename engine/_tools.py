@@ -43,6 +43,10 @@ class ToolContext(msgspec.Struct, frozen=True):
     user_id: str | None = None
     username: str | None = None
     workspace: str | None = None
+    #: For a tool declared ``idempotent``: the call id, the same on the first run and on a re-run
+    #: after a crash (recovery's resume), so the tool can perform its effect at most once ("" for
+    #: other tools).
+    idempotency_key: str = ""
 
 
 class ToolResult(msgspec.Struct, frozen=True):
@@ -65,6 +69,11 @@ class Tool(msgspec.Struct, frozen=True):
     context_param: str | None = None
     #: The declaration calls are checked against (None: ``parameters`` alone).
     arguments: ToolArguments | None = None
+    #: A person approves or denies each call before it runs (the turn parks until then).
+    requires_approval: bool = False
+    #: Running it twice with the same ``ToolContext.idempotency_key`` does what once does: recovery
+    #: may run a call again whose result a crash lost (other tools' results become "outcome unknown").
+    idempotent: bool = False
 
     @property
     def wants_context(self) -> bool:
@@ -92,10 +101,15 @@ class ToolRegistry:
         parameters: dict[str, Any] | None = None,
         permission_level: int = 1,
         timeout: float | None = None,
+        requires_approval: bool = False,
+        idempotent: bool = False,
     ) -> Tool:
         """Register ``fn`` as a tool. Its JSON schema is derived from its signature (type hints
         and defaults; the ``ToolContext`` parameter left out) unless ``parameters`` gives one; a
-        signature no schema can be derived from, without ``parameters``, is a ``ConfigError``."""
+        signature no schema can be derived from, without ``parameters``, is a ``ConfigError``.
+        ``requires_approval``: each call waits for a person's decision (the turn parks);
+        ``idempotent``: the call id is its ``ToolContext.idempotency_key`` and recovery may run a
+        call again whose result was lost."""
         tool_name = name or fn.__name__
         if tool_name in self._tools:
             raise ConfigError(f"a tool named {tool_name!r} is already registered")
@@ -110,6 +124,8 @@ class ToolRegistry:
             is_async=inspect.iscoroutinefunction(fn),
             context_param=arguments.context,
             arguments=arguments,
+            requires_approval=requires_approval,
+            idempotent=idempotent,
         )
         self._tools[tool_name] = tool
         return tool
@@ -128,6 +144,9 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return list(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
 
     def specs(self, enabled: Sequence[str] | None, permission_level: int) -> list[dict[str, Any]]:
         """Specs offered to the model: the enabled tools the caller may use, in registry order.
@@ -159,6 +178,8 @@ class ToolRegistry:
         except InvalidArguments as exc:
             return result(f"error: {exc}", False)
         if tool.context_param is not None:
+            if tool.idempotent:
+                context = msgspec.structs.replace(context, idempotency_key=call.id)
             args[tool.context_param] = context
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         deadline = asyncio.timeout(timeout)

@@ -9,22 +9,33 @@ keeping everything recorded before it (and the results of tool calls that finish
 
 A cancel (``CancelWatch``) is checked before each side effect (calling the model, running tools)
 and ends the model call or the tools' wait it arrives in: the turn fails ``cancelled``.
+
+Approvals: when the model asks for tools of which one or more need a person's decision (the
+tool's ``requires_approval``, or the engine's ``approval`` rule), none of the iteration's calls
+runs: ``ApprovalRequested`` is recorded for each call that needs one, committed, and the run ends
+with the turn parked (``parked``). ``tools`` is also where a turn taken up again from the log
+(``_resume``) goes on: calls already started are not started again, and some calls get their
+result without running (denied; or started, cut off by a crash, and not idempotent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 
 from ._cancel import CancelWatch
 from ._commit import GroupCommit
 from ._events import (
+    ApprovalRequested,
     IterationStarted,
     Recorded,
+    ToolCall,
     ToolCallsRequested,
     ToolCallStarted,
     TurnFailed,
     TurnFinalized,
+    TurnStarted,
     Usage,
     UsageRecorded,
 )
@@ -36,6 +47,11 @@ from ._ports import Clock
 from ._request import TurnHistory
 from ._tool_step import ToolStep
 from ._tools import ToolContext, ToolRegistry
+
+#: The engine's approval rule: whether a call of the turn needs a person's decision, given the
+#: turn's start (who started it: tenant, subject, permission level), the tool's name and its
+#: arguments (the JSON text the model sent). Asked for registered tools only.
+ApprovalRule = Callable[[TurnStarted, str, str], bool]
 
 
 class TurnRun:
@@ -54,8 +70,13 @@ class TurnRun:
         commit: GroupCommit,
         caller: ToolContext,
         watch: CancelWatch,
+        approval: ApprovalRule | None = None,
     ) -> None:
         self.llm = llm
+        #: Whether a call needs approval beyond the tool's own flag (None: the flag alone).
+        self.approval = approval
+        #: True once the run ended with the turn parked, awaiting approval.
+        self.parked = False
         self.tools = tools
         self.clock = clock
         #: Chunks the model call's producer may read ahead.
@@ -84,11 +105,12 @@ class TurnRun:
         assert self.fold.turn is not None
         return self.fold.turn
 
-    async def iterate(self) -> AsyncIterator[Recorded]:
+    async def iterate(self, first: int = 1) -> AsyncIterator[Recorded]:
+        """Iterations ``first``, ``first + 1``... until the turn finalizes, fails or parks."""
         started = self.history.started
         commit = self.commit
         watch = self.watch
-        for iteration in range(1, started.max_iterations + 1):
+        for iteration in range(first, started.max_iterations + 1):
             watch.check()
             self.iteration = iteration
             request = self.history.request()
@@ -123,15 +145,52 @@ class TurnRun:
             if iteration >= started.max_iterations:
                 raise TurnFailure("max_iterations", f"Exceeded maximum tool call iterations ({started.max_iterations})")
             watch.check()  # cancelled while the model answered: the calls are requested, none starts
-            for tool_call in calls:
+            async for rec in self.tools_of(iteration, calls):
+                yield rec
+            if self.parked:
+                return
+        # Reached only by a resumed turn whose retried model call would pass the limit.
+        raise TurnFailure("max_iterations", f"Exceeded maximum tool call iterations ({started.max_iterations})")
+
+    def needs_approval(self, call: ToolCall) -> bool:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return False  # an unknown tool is not run: its result says so
+        if tool.requires_approval:
+            return True
+        return self.approval is not None and bool(self.approval(self.history.started, call.name, call.arguments))
+
+    async def tools_of(
+        self,
+        iteration: int,
+        calls: list[ToolCall],
+        *,
+        gate: bool = True,
+        started: Collection[str] = (),
+        fixed: dict[str, str] | None = None,
+    ) -> AsyncIterator[Recorded]:
+        """Run one iteration's ``calls`` (those still owed a result), or park the turn when
+        ``gate`` and one of them needs approval. ``started``: calls whose ToolCallStarted is in
+        the log already; ``fixed``: calls given a failed result without running."""
+        commit = self.commit
+        if gate:
+            waiting = [c for c in calls if self.needs_approval(c)]
+            if waiting:
+                for c in waiting:
+                    commit.record(ApprovalRequested(iteration, c.id, c.name, c.arguments))
+                for rec in await commit.flush():
+                    yield rec
+                self.parked = True
+                return
+        for tool_call in calls:
+            if tool_call.id not in started:
                 commit.record(ToolCallStarted(iteration, tool_call.id, tool_call.name, tool_call.arguments))
-            for rec in await commit.flush():
-                yield rec
-            watch.check()  # no tool runs once the turn is cancelled
-            step = self.tool_step = ToolStep(self.tools, self.clock, self.caller, iteration, commit, watch)
-            async for rec in step.run(calls):
-                yield rec
-        raise AssertionError("unreachable: the last iteration either finalizes or fails")
+        for rec in await commit.flush():
+            yield rec
+        self.watch.check()  # no tool runs once the turn is cancelled
+        step = self.tool_step = ToolStep(self.tools, self.clock, self.caller, iteration, commit, self.watch)
+        async for rec in step.run(calls, fixed):
+            yield rec
 
     async def fail(self, reason: str, message: str) -> list[Recorded]:
         """End the turn as failed, keeping everything recorded so far. Safe to call from any point,
@@ -143,3 +202,29 @@ class TurnRun:
             return committed
         self.commit.record(TurnFailed(reason, message, self.iteration))
         return committed + await self.commit.flush()
+
+
+async def drive(run: TurnRun, first: list[Recorded], body: AsyncIterator[Recorded]) -> AsyncIterator[Recorded]:
+    """Yield a started (or taken up) turn's committed events: ``first``, then ``body``'s, ending
+    the turn as failed on whatever stops it early (see ``run_turn``)."""
+    for rec in first:
+        yield rec
+    run.watch.start(run.head)
+    try:
+        async for rec in body:
+            yield rec
+    except TurnFailure as failure:
+        for rec in await run.fail(failure.reason, failure.message):
+            yield rec
+    except GeneratorExit:
+        await run.fail("cancelled", "the client stopped reading the turn")
+        raise
+    except asyncio.CancelledError:
+        await run.fail("cancelled", "the turn was cancelled")
+        raise
+    except Exception as exc:
+        # A bug, not bad input: still recorded, never escaping with the partial output lost.
+        for rec in await run.fail("internal", f"internal error: {type(exc).__name__}: {exc}"):
+            yield rec
+    finally:
+        await run.watch.close()

@@ -6,6 +6,10 @@ only when there were any), plus ``token_count`` and ``usage``. Differences: a ``
 failed turn keeps its partial output and says why under ``error``, and the user row is stored too
 (the seed left that to its caller) with content ``{"text": ..., "attachments": []}``.
 
+A turn parked awaiting approval has its rows written at once, status ``awaiting_approval`` (the
+assistant row holds the output so far and the calls under ``approvals``, each with its decision
+once made), and ``live`` again when it goes on; the final row keeps ``approvals``.
+
 ``text`` is the answer of the last iteration, as in the seed; earlier iterations' text stays in
 ``steps``. Per-delta work is O(1): text is collected in lists and joined once, at the end.
 """
@@ -18,6 +22,9 @@ from typing import Any
 
 import msgspec
 from turnlog.engine import (
+    ERASED_TEXT,
+    ApprovalDecided,
+    ApprovalRequested,
     IterationStarted,
     ReasoningDelta,
     Recorded,
@@ -27,6 +34,7 @@ from turnlog.engine import (
     ToolResultRecorded,
     TurnFailed,
     TurnFinalized,
+    TurnResumed,
     TurnStarted,
     Usage,
     UsageRecorded,
@@ -68,6 +76,8 @@ class _TurnRows:
         self.text_parts: list[str] = []  # this iteration's answer text
         self.tool_calls: list[dict[str, Any]] = []
         self.usage = Usage()
+        #: Calls that needed a person's decision, with it once made (call id -> entry).
+        self.approvals: dict[str, dict[str, Any]] = {}
 
     def user_row(self, conversation_id: str, status: str) -> MessageRow:
         content = _dumps({"text": self.started.user_message, "attachments": []})
@@ -89,13 +99,13 @@ class _TurnRows:
             parts: list[str] = []
             self.parts[index] = parts
             self.step_list.append({"id": step_id(index), "index": index, "type": kind, "content": parts})
-        self.parts[index].append(text)
+        _add(self.parts[index], text)
 
     def apply(self, ev: object) -> None:
         if type(ev) is TextDelta:
             index, opened = self.steps.text()
             self._text_step("text", index, opened, ev.text)
-            self.text_parts.append(ev.text)
+            _add(self.text_parts, ev.text)
         elif type(ev) is ReasoningDelta:
             index, opened = self.steps.thinking()
             self._text_step("thinking", index, opened, ev.text)
@@ -109,6 +119,17 @@ class _TurnRows:
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in ev.calls
             )
+        elif type(ev) is ApprovalRequested:
+            self.approvals[ev.call_id] = {
+                "call_id": ev.call_id,
+                "name": ev.name,
+                "arguments": ev.arguments,
+                "decision": None,
+            }
+        elif type(ev) is ApprovalDecided:
+            entry = self.approvals.get(ev.call_id)
+            if entry is not None:
+                entry.update(decision=ev.decision, reason=ev.reason, tenant=ev.tenant, subject=ev.subject)
         elif type(ev) is ToolCallStarted:
             index = self.steps.tool_call(ev)
             self.step_list.append(
@@ -143,12 +164,17 @@ class _TurnRows:
         content: dict[str, Any] = {"text": "".join(self.text_parts), "steps": steps}
         if self.tool_calls:
             content["tool_calls"] = self.tool_calls
+        if self.approvals:
+            content["approvals"] = [dict(a) for a in self.approvals.values()]
         if isinstance(ev, TurnFinalized):
             status, token_count, usage = "finalized", ev.token_count, ev.usage
-        else:
-            assert isinstance(ev, TurnFailed)
+        elif isinstance(ev, TurnFailed):
             status, token_count, usage = "failed", self.usage.completion_tokens, self.usage
             content["error"] = {"reason": ev.reason, "message": ev.message}
+        else:
+            # Parked (awaiting a decision) or taken up again: the turn's output so far.
+            status = "awaiting_approval" if type(ev) is not TurnResumed else "live"
+            token_count, usage = self.usage.completion_tokens, self.usage
         usage_json = _dumps(msgspec.to_builtins(usage))
         return MessageRow(
             self.started.assistant_message_id,
@@ -162,6 +188,23 @@ class _TurnRows:
             status,
             rec.recorded_at,
         )
+
+
+#: A text's parts are joined into one string once they are this many (and at least 1/64 of the
+#: joined head, so the joins copy O(text) in all): memory holds the text, not an object per delta
+#: (a 1M-delta answer is ~4 MB of text, not ~60 MB of parts).
+_COMPACT = 4096
+
+
+def _add(parts: list[str], text: str) -> None:
+    """Append one delta's text. An erased conversation's deltas each read ERASED_TEXT: a run of
+    them is shown once (the last part is never joined away, so the run is still seen)."""
+    if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
+        return
+    parts.append(text)
+    n = len(parts)
+    if n >= _COMPACT and n * 64 >= len(parts[0]):
+        parts[:-1] = ["".join(parts[:-1])]
 
 
 class MessageFold:
@@ -179,6 +222,14 @@ class MessageFold:
         if turn is not None and type(ev) in _PER_TURN:
             turn.apply(ev)
             return []
+        if turn is not None and type(ev) in APPROVAL_EVENTS:
+            # The rows show a parked turn (status ``awaiting_approval``, the calls and decisions
+            # under ``approvals``) and its going on (``live`` again).
+            turn.apply(ev)
+            if type(ev) is TurnResumed and not turn.approvals:
+                return []
+            status = "live" if type(ev) is TurnResumed else "awaiting_approval"
+            return [turn.user_row(self.conversation_id, status), turn.assistant_row(self.conversation_id, rec)]
         if type(ev) is TurnStarted:
             self._turn = _TurnRows(rec, ev)
             return [self._turn.user_row(self.conversation_id, "live")]
@@ -201,6 +252,10 @@ _PER_TURN = frozenset(
         ToolResultRecorded,
     }
 )
+
+
+#: Events that change a live turn's rows: it parks, a decision is made, it goes on.
+APPROVAL_EVENTS = frozenset({ApprovalRequested, ApprovalDecided, TurnResumed})
 
 
 def fold_rows(conversation_id: str, events: Iterable[Recorded]) -> list[MessageRow]:

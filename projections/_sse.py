@@ -9,9 +9,13 @@ summed over iterations; ``error`` follows a persisted TurnFailed and names its `
 Modes: ``full`` (the seed's: a thinking/text frame carries the step's whole text so far; bytes grow
 with the square of the answer) and ``delta`` (only the new text; bytes grow linearly).
 
+Approvals: ``approval_required`` (one frame per call awaiting a decision: ``{"call_id", "name",
+"arguments"}``; the turn is parked and a live stream ends after the last one) and
+``approval_decided`` (``{"call_id", "decision", "reason"}``).
+
 Events that produce no frame: ConversationCreated, TurnStarted, IterationStarted,
 ToolCallsRequested, UsageRecorded, CancelRequested (the ``error`` frame of the failure it causes
-says who asked). At most one frame per event.
+says who asked), TurnResumed. At most one frame per event.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Literal
 
 import msgspec
 from turnlog.engine import (
+    ApprovalDecided,
+    ApprovalRequested,
     ConfigError,
     IterationStarted,
     ReasoningDelta,
@@ -73,6 +79,18 @@ class _Done(msgspec.Struct):
     usage: dict[str, int]
 
 
+class _ApprovalRequired(msgspec.Struct):
+    call_id: str
+    name: str
+    arguments: str
+
+
+class _ApprovalDecided(msgspec.Struct):
+    call_id: str
+    decision: str
+    reason: str
+
+
 class _Error(msgspec.Struct):
     content: str
     reason: str
@@ -85,9 +103,19 @@ def _frame(version: int, event: bytes, data: bytes) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (version, event, data)
 
 
+#: (step index, kind) -> the bytes of a text/thinking frame between its id and its content: the
+#: same for every delta of a step, so each delta encodes only its text (``_TextStep``'s encoding).
+_TEXT_HEADS: dict[tuple[int, str], bytes] = {}
+
+
 def _text_frame(version: int, index: int, kind: str, content: str) -> bytes:
-    step = _TextStep(f"step-{index}", index, kind, content)
-    return _frame(version, b"process_step", b'{"step":' + _enc.encode(step) + b"}")
+    head = _TEXT_HEADS.get((index, kind))
+    if head is None:
+        if len(_TEXT_HEADS) >= 4096:
+            _TEXT_HEADS.clear()
+        encoded = _enc.encode(_TextStep(f"step-{index}", index, kind, ""))
+        head = _TEXT_HEADS[(index, kind)] = b'\nevent: process_step\ndata: {"step":' + encoded[: -len(b'"",}') + 1]
+    return b"id: %d%s%s}}\n\n" % (version, head, _enc.encode(content))
 
 
 class SseProjector:
@@ -139,6 +167,12 @@ class SseProjector:
             return _frame(rec.version, b"done", _enc.encode(_Done(ev.message_id, ev.token_count, usage)))
         if type(ev) is TurnFailed:
             return _frame(rec.version, b"error", _enc.encode(_Error(ev.message, ev.reason)))
+        if type(ev) is ApprovalRequested:
+            required = _ApprovalRequired(ev.call_id, ev.name, ev.arguments)
+            return _frame(rec.version, b"approval_required", _enc.encode(required))
+        if type(ev) is ApprovalDecided:
+            decided = _ApprovalDecided(ev.call_id, ev.decision, ev.reason)
+            return _frame(rec.version, b"approval_decided", _enc.encode(decided))
         if type(ev) is IterationStarted:
             self._thinking = ""
             self._text = ""

@@ -16,8 +16,12 @@ import json
 from collections.abc import Iterable
 
 from turnlog.engine import (
+    ERASED_TEXT,
+    ApprovalDecided,
+    ApprovalRequested,
     CancelRequested,
     ConversationCreated,
+    ConversationErased,
     IterationStarted,
     LLMRequest,
     PriorTurns,
@@ -30,6 +34,7 @@ from turnlog.engine import (
     TurnFailed,
     TurnFinalized,
     TurnHistory,
+    TurnResumed,
     TurnStarted,
     UsageRecorded,
 )
@@ -76,6 +81,13 @@ class _Names:
         return self._seen[key]
 
 
+def _joined(parts: list[str]) -> str:
+    """Deltas as one text; an erased conversation's (each ``ERASED_TEXT``) as the marker once."""
+    if ERASED_TEXT in parts:
+        parts = [p for i, p in enumerate(parts) if not (p == ERASED_TEXT and i and parts[i - 1] == ERASED_TEXT)]
+    return "".join(parts)
+
+
 def render(events: Iterable[Recorded]) -> str:
     names = _Names()
     out: list[str] = []
@@ -85,19 +97,21 @@ def render(events: Iterable[Recorded]) -> str:
     prior = PriorTurns()
     history: TurnHistory | None = None
 
+    parked = False
+
     def flush_deltas() -> None:
         if thinking:
-            out.append(f"    thinking ({len(thinking)} deltas): {_q(''.join(thinking))}")
+            out.append(f"    thinking ({len(thinking)} deltas): {_q(_joined(thinking))}")
             thinking.clear()
         if text:
-            out.append(f"    text ({len(text)} deltas): {_q(''.join(text))}")
+            out.append(f"    text ({len(text)} deltas): {_q(_joined(text))}")
             text.clear()
 
     for rec in events:
         ev = rec.event
         if isinstance(ev, TurnStarted):
             # Round-tripped reasoning changes a message's fields, not its role: not needed here.
-            history = TurnHistory(list(prior.messages), ev, round_trip_reasoning=False)
+            history = TurnHistory(prior.for_turn(ev), ev, round_trip_reasoning=False)
         elif history is not None and not isinstance(ev, IterationStarted):
             history.apply(ev)
         prior.apply(ev)
@@ -156,5 +170,23 @@ def render(events: Iterable[Recorded]) -> str:
             out.append(f"  failed reason={ev.reason} iteration={ev.iteration}: {_q(ev.message)}")
         elif isinstance(ev, CancelRequested):
             out.append(f"  cancel requested v{rec.version} {_actor(ev.tenant, ev.subject)} reason={_q(ev.reason)}")
+        elif isinstance(ev, ApprovalRequested):
+            out.append(f"    approval required {ev.call_id} {ev.name} {ev.arguments}")
+        elif isinstance(ev, ApprovalDecided):
+            out.append(
+                f"  approval decided v{rec.version} {ev.call_id} {ev.decision} {_actor(ev.tenant, ev.subject)} "
+                f"reason={_q(ev.reason)}"
+            )
+        elif isinstance(ev, ConversationErased):
+            out.append(
+                f"erased v{rec.version} at {rec.recorded_at} {_actor(ev.tenant, ev.subject)} reason={_q(ev.reason)}"
+            )
+        elif isinstance(ev, TurnResumed):
+            out.append(
+                f"  resumed v{rec.version} cause={ev.cause} owner={_q(ev.owner)} {_actor(ev.tenant, ev.subject)}"
+            )
+        parked = type(ev) is ApprovalRequested or type(ev) is ApprovalDecided
     flush_deltas()
+    if parked:
+        out.append("  parked: awaiting approval")
     return "\n".join(out) + "\n"

@@ -20,6 +20,10 @@
   stream that reaches the limit later (a live turn, a replay racing one) ends with an ``error``
   frame of that reason and no ``id:`` line. A live turn goes on: the client follows it with
   ``mode=delta`` from the last id it received.
+- **A parked turn ends the stream** (awaiting approval: its ``approval_required`` frames, or an
+  ``approval_decided`` that leaves calls undecided, are the last): nobody runs the turn until a
+  decision, which streams the rest (``POST .../approvals``); a replay of a parked conversation
+  ends at once.
 - **Writes are batched**: a replay is sent in writes of about 64 KiB, and a live stream in one
   write per committed batch (a 256-delta batch is one send, not 256). A silent stream sends a
   ``: keep-alive`` comment every ``heartbeat`` seconds.
@@ -33,6 +37,8 @@ from collections.abc import AsyncIterator
 
 import msgspec
 from turnlog.engine import (
+    ApprovalDecided,
+    ApprovalRequested,
     ConversationFold,
     EventLog,
     IntegrityError,
@@ -52,6 +58,9 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 #: Replayed frames are sent in writes of about this many bytes, not one write per frame.
 REPLAY_WRITE = 64 * 1024
 _TERMINAL = (TurnFinalized, TurnFailed)
+#: A batch ending with one of these parks its turn (awaiting approval): the stream ends there too
+#: (the decision that completes a turn's set is committed with the TurnResumed that follows it).
+_PARKED = (ApprovalRequested, ApprovalDecided)
 #: What a log that cannot be served raises: its stream ends with an ``error`` frame.
 _UNSERVABLE = (IntegrityError, ReplayError)
 
@@ -114,7 +123,7 @@ class Frames:
         yield self._retry
         projector = SseProjector(mode)
         fold = ConversationFold()
-        live = False
+        live = parked = False
         buffer: list[bytes] = []
         size = 0
         limit = self._limit(mode)
@@ -131,6 +140,9 @@ class Frames:
                         yield b"".join(buffer)
                         buffer, size = [], 0
                 live = type(rec.event) is TurnStarted or (live and type(rec.event) not in _TERMINAL)
+                parked = type(rec.event) in _PARKED
+            if parked:
+                live = False  # a parked turn is run by nobody: nothing to follow until a decision
             if buffer:
                 yield b"".join(buffer)
                 buffer = []
@@ -200,7 +212,7 @@ class Frames:
                 # One write per committed batch: a 256-delta batch is one send, not 256.
                 if out:
                     yield b"".join(out)
-                if end:
+                if end or (page and type(page[-1].event) in _PARKED):
                     return
                 if over:
                     raise _FullModeOver(conversation_id, limit)

@@ -22,6 +22,14 @@ live turns quiet for longer than the grace (candidates from the rows: O(live tur
 the turns this process runs. ``recover_grace = 0`` recovers every unowned live turn at start and
 never sweeps. A live turn wrongly ended cannot corrupt the log: its next append gets a
 ``ConcurrencyError`` and it stops.
+
+**Parked turns are not orphans.** A turn awaiting approval is live and run by nobody on purpose:
+recovery leaves it alone (its newest event is a request for, or a decision on, an approval), and
+its rows (status ``awaiting_approval``) are not sweep candidates.
+
+**Resume** (``ServerConfig.resume_interrupted``, ``turnlog serve --resume-interrupted``): a turn
+recovery would end is taken up by this server instead (``TurnResumed``, then it runs here as a
+task of the service; see ``turnlog.engine.TurnEngine.resume_turn`` for what is re-run).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 
 from turnlog.adapters.stores import Presence
-from turnlog.engine import Clock, EventLog, TurnlogError, recover
+from turnlog.engine import Clock, EventLog, Recorded, TurnlogError, recover
 from turnlog.projections import MessageStore
 
 logger = logging.getLogger("turnlog.server")
@@ -52,6 +60,7 @@ class Recovery:
         spare: Collection[str],
         server_id: str,
         presence: Presence,
+        resume: Callable[[str], Awaitable[Recorded | None]] | None = None,
     ) -> None:
         """``spare``: the conversations whose turns this process runs, as a live view (never swept)."""
         self._log = log
@@ -62,19 +71,26 @@ class Recovery:
         self.server_id = server_id
         self._presence = presence
         self._sweeper: asyncio.Task[None] | None = None
+        #: Take interrupted turns up again instead of ending them (``resume_interrupted``).
+        self._resume = resume
 
     async def start(self) -> None:
         # Held before anything is recovered: a second process given this id refuses to start here.
         await self._presence.hold(self.server_id)
         try:
             done = await recover(
-                self._log, clock=self._clock, messages=self._messages, decide=self._decider(at_start=True)
+                self._log,
+                clock=self._clock,
+                messages=self._messages,
+                decide=self._decider(at_start=True),
+                resume=self._resume,
             )
         except BaseException:
             await self._presence.release()
             raise
         for r in done:
-            logger.warning("recovered turn %s of %s as interrupted (version %d)", r.turn_id, r.stream_id, r.version)
+            how = "resumed" if r.resumed else "ended as interrupted"
+            logger.warning("recovered turn %s of %s: %s (version %d)", r.turn_id, r.stream_id, how, r.version)
         if self._grace > 0:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
@@ -126,6 +142,7 @@ class Recovery:
                     skip=set(self._spare),
                     streams=candidates,
                     decide=self._decider(at_start=False),
+                    resume=self._resume,
                 )
             except TurnlogError as exc:
                 # Never let the sweep die: a log that is down (or a conversation that cannot be

@@ -14,11 +14,21 @@ import json
 from typing import Any
 
 import msgspec
-from turnlog.engine import ConversationCreated, EventLog, Recorded, TurnFailed, TurnFinalized
+from turnlog.engine import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ConversationCreated,
+    EventLog,
+    Recorded,
+    TurnFailed,
+    TurnFinalized,
+)
 from turnlog.projections import MessageRow, MessageStore, catch_up
 
 #: The events after which no turn is writing rows: a turn's end, or a conversation with no turn.
 _QUIET = (TurnFinalized, TurnFailed, ConversationCreated)
+#: A turn parked awaiting approval is live, and writes no rows either until a decision.
+_PARKED = (ApprovalRequested, ApprovalDecided)
 
 
 class MessageRows:
@@ -35,7 +45,7 @@ class MessageRows:
         if last is None:
             return None, False
         quiet = type(last.event) in _QUIET
-        if quiet:
+        if quiet or type(last.event) in _PARKED:
             behind = await self._messages.applied_version(conversation_id) < last.version
             index = self._messages.conversations
             if summary and not behind and index is not None:

@@ -58,7 +58,7 @@ def snapshot(fold: ConversationFold) -> tuple:
 
 def test_the_machine_has_cancel_requested_in_every_live_state_and_no_state_change() -> None:
     (cancel,) = [t for t in TRANSITIONS if t["trigger"] == "cancel_requested"]
-    assert set(cancel["source"]) == {"init", "streaming", "tools_pending", "executing"}
+    assert set(cancel["source"]) == {"init", "streaming", "tools_pending", "awaiting_approval", "executing"}
     assert cancel["dest"] is None
 
 
