@@ -11,12 +11,17 @@ The file is JSON lines (docs/architecture.md, "Audit: the log-wide tree, checkpo
 The proof is the RFC 9162 audit path of the conversation's newest event the checkpoint covers:
 that event's chain hash commits to every earlier event of the conversation, so the proof anchors
 them all. Events after it are in the file and reported as not anchored.
+
+A fork's export first holds its parents' events up to each fork point (oldest parent first, each
+from its version 1), then its own: its first event names the last parent's event by hash, so the
+one proof anchors the parents' histories too, and ``verify_export`` checks each link.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import msgspec
 
@@ -31,7 +36,8 @@ from ._checkpoint import (
     signature_problem,
 )
 from ._errors import ConfigError, ConversationNotFound
-from ._events import GENESIS_HASH, Recorded, chain_hash
+from ._events import GENESIS_HASH, ConversationCreated, Recorded, chain_hash, decode_event
+from ._fork import READ_DEPTH, lineage
 from ._log import EventLog
 from ._merkle import InclusionProof, merkle_leaf, verify_inclusion
 from ._verify import Problem, first_problem
@@ -125,6 +131,13 @@ async def export_conversation(log: EventLog, stream_id: str) -> AsyncIterator[by
             f"cannot export conversation {stream_id!r}: {why}; run `turnlog checkpoint --key KEYFILE` first"
         )
     yield _encoder.encode(_Header(EXPORT_FORMAT, stream_id)) + b"\n"
+    created = first[0].event
+    if isinstance(created, ConversationCreated) and created.parent:
+        for point in await lineage(log, stream_id, created, READ_DEPTH):
+            async for rec in log.iter_stream(point.conversation_id):
+                if rec.version > point.version:
+                    break
+                yield _event_line(rec)
     anchored = first[0]
     async for rec in log.iter_stream(stream_id):
         yield _event_line(rec)
@@ -148,6 +161,8 @@ class ExportReport(msgspec.Struct, frozen=True):
     unanchored: int
     checkpoint: Checkpoint | None
     problems: list[Problem]
+    #: A fork's parents' events the export holds (up to each fork point), checked with it.
+    inherited: int = 0
 
     @property
     def ok(self) -> bool:
@@ -164,6 +179,8 @@ class ExportReport(msgspec.Struct, frozen=True):
         )
         if self.unanchored:
             line += f"; {self.unanchored} later event(s) not anchored by a checkpoint"
+        if self.inherited:
+            line += f"; a fork: its parents' {self.inherited} event(s) up to the fork point checked and linked"
         return line
 
 
@@ -172,6 +189,7 @@ class _Reader:
 
     def __init__(self, lines: Iterable[bytes | str]) -> None:
         self.problems: list[Problem] = []
+        self.conversation = ""
         self.header: _Header | None = None
         self.events: list[_Event] = []
         self.checkpoint: _Checkpoint | None = None
@@ -205,11 +223,66 @@ class _Reader:
         self.problems.append(Problem(kind, why))
 
     def chain(self, conversation: str) -> None:
+        """Each conversation's chain (a fork's parents first, each up to its fork point), and the
+        link from each to the one before it."""
+        sections: list[list[_Event]] = []
+        for e in self.events:
+            if not sections or e.stream_id != sections[-1][-1].stream_id:
+                sections.append([])
+            sections[-1].append(e)
+        if sections and sections[-1][0].stream_id != conversation:
+            self.problem(
+                "changed", f"the last events belong to conversation {sections[-1][0].stream_id!r}, not {conversation!r}"
+            )
+        for i, section in enumerate(sections):
+            payloads = self._section(section)
+            if i and payloads:
+                self._link(sections[i - 1][-1], section[0], payloads[0])
+        if len(sections) > 1 and self._parent_of(sections[0][0]) is not None:
+            self.problem(
+                "removed", f"conversation {sections[0][0].stream_id!r} is a fork whose parent is not in the export"
+            )
+        elif len(sections) == 1 and self.events and self._parent_of(self.events[0]) is not None:
+            self.problem(
+                "removed", f"conversation {conversation!r} is a fork whose parent's events are not in the export"
+            )
+
+    def _parent_of(self, e: _Event) -> Any:
+        try:
+            ev = decode_event(e.type, e.schema, base64.b64decode(e.payload, validate=True))
+        except Exception:  # reported by the chain check
+            return None
+        return (ev.parent or None) if isinstance(ev, ConversationCreated) else None
+
+    def _link(self, parent: _Event, child: _Event, payload: bytes) -> None:
+        try:
+            ev = decode_event(child.type, child.schema, payload)
+        except Exception as exc:
+            self.problem("changed", f"conversation {child.stream_id!r}: its first event cannot be read ({exc})")
+            return
+        point = (ev.parent or None) if isinstance(ev, ConversationCreated) else None
+        if point is None or point.conversation_id != parent.stream_id or point.version != parent.version:
+            self.problem(
+                "changed",
+                f"conversation {child.stream_id!r} follows {parent.stream_id!r} version {parent.version} in the "
+                "export but is not its fork there",
+            )
+        elif point.hash != parent.hash:
+            self.problem(
+                "changed",
+                f"conversation {child.stream_id!r} forked from {parent.stream_id!r} at version {parent.version}: "
+                f"the parent's hash there is {parent.hash[:16]}, the fork names {point.hash[:16]} (the parent was changed)",
+            )
+
+    def _section(self, events: list[_Event]) -> list[bytes]:
         prev, last_position = GENESIS_HASH, 0
-        for expected, e in enumerate(self.events, 1):
-            at = f"version {e.version}"
-            if e.stream_id != conversation:
-                self.problem("changed", f"{at} belongs to conversation {e.stream_id!r}, not {conversation!r}")
+        payloads: list[bytes] = []
+        for expected, e in enumerate(events, 1):
+            at = (
+                f"version {e.version}"
+                if e.stream_id == events[-1].stream_id
+                else f"{e.stream_id!r} version {e.version}"
+            )
             if e.version != expected:
                 kind = "removed" if e.version > expected else "reordered"
                 self.problem(kind, f"version {e.version} where {expected} was expected: events removed or reordered")
@@ -220,6 +293,7 @@ class _Reader:
             except ValueError:
                 self.problem("changed", f"{at}: the payload is not base64")
                 payload = b""
+            payloads.append(payload)
             actual = chain_hash(
                 e.prev_hash, e.stream_id, e.version, e.turn_id, e.recorded_at, e.type, e.schema, payload
             )
@@ -230,14 +304,16 @@ class _Reader:
             if e.position <= last_position:
                 self.problem("reordered", f"{at}: position {e.position} after {last_position}")
             prev, last_position = e.hash, e.position
+        return payloads
 
     def anchor(self, cp: _Checkpoint, proof: _Proof) -> int:
         """The version the proof anchors (0: none)."""
-        event = next((e for e in self.events if e.position == proof.position and e.version == proof.version), None)
+        own = [e for e in self.events if e.stream_id == self.conversation]
+        event = next((e for e in own if e.position == proof.position and e.version == proof.version), None)
         if event is None:
             self.problem("removed", f"the proof is for version {proof.version}, which the export does not hold")
             return 0
-        later = [e.version for e in self.events if e.version > event.version and e.position <= cp.size]
+        later = [e.version for e in own if e.version > event.version and e.position <= cp.size]
         if proof.tree_size != cp.size or proof.leaf_index != event.position - 1 or later or event.position > cp.size:
             self.problem(
                 "changed", "the proof does not fit the checkpoint (its tree size or leaf, or a later covered event)"
@@ -263,7 +339,7 @@ def verify_export(lines: Iterable[bytes | str], keys: Iterable[SignatureVerifier
     """Check an export on its own: the conversation's chain from its bytes, the checkpoint's
     signature under ``keys``, and the inclusion proof of its newest covered event."""
     r = _Reader(lines)
-    conversation = r.header.conversation if r.header else ""
+    conversation = r.conversation = r.header.conversation if r.header else ""
     if r.header is None:
         r.problem("changed", "not a turnlog export: no header line")
     if not r.events:
@@ -280,11 +356,13 @@ def verify_export(lines: Iterable[bytes | str], keys: Iterable[SignatureVerifier
         if why:
             r.problem("signature", f"the export's checkpoint (size {c.size}): {why}")
         anchored = r.anchor(c, r.proof)
+    own = [e for e in r.events if e.stream_id == conversation]
     return ExportReport(
         conversation,
-        len(r.events),
+        len(own),
         anchored or 0,
-        sum(1 for e in r.events if e.version > (anchored or 0)),
+        sum(1 for e in own if e.version > (anchored or 0)),
         checkpoint,
         r.problems,
+        len(r.events) - len(own),
     )

@@ -14,7 +14,8 @@ import msgspec
 
 from ._checkpoint import Checkpoint, SignatureVerifier, gap, keyring, signature_problem, stored_checkpoints
 from ._errors import ConversationNotFound, ReplayError
-from ._events import GENESIS_HASH, Recorded, chain_hash
+from ._events import GENESIS_HASH, ConversationCreated, Recorded, chain_hash
+from ._fork import READ_DEPTH, link_problem
 from ._log import BULK_PAGE, EventLog
 from ._merkle import Frontier, merkle_leaf
 
@@ -51,12 +52,15 @@ async def _stored(log: EventLog, stream_id: str) -> AsyncIterator[Recorded]:
         after = page[-1].version
 
 
-async def verify_stream(log: EventLog, stream_id: str) -> tuple[int, Broken | None]:
-    """Recompute the chain of one stream from the stored bytes. Returns (events read, first break)."""
+async def verify_stream(log: EventLog, stream_id: str, upto: int | None = None) -> tuple[int, Broken | None]:
+    """Recompute the chain of one stream from the stored bytes (up to version ``upto``, default
+    all). Returns (events read, first break)."""
     prev = GENESIS_HASH
     expected_version = 0
     count = 0
     async for rec in _stored(log, stream_id):
+        if upto is not None and rec.version > upto:
+            break
         count += 1
         expected_version += 1
         if rec.version != expected_version:
@@ -72,13 +76,57 @@ async def verify_stream(log: EventLog, stream_id: str) -> tuple[int, Broken | No
     return count, None
 
 
+async def fork_link(log: EventLog, child: Recorded, *, chains: bool) -> Broken | None:
+    """A fork's link to its parent (``child``: the fork's first event): the parent's event at the
+    fork point exists, its stored bytes hash to its hash, and that is the hash the fork names.
+    ``chains``: also recompute the parent's chain up to there, and the parent's own link, up the
+    chain of forks (a conversation verified alone; in a whole-log pass each chain is checked on
+    its own)."""
+    depth = 0
+    while isinstance(child.event, ConversationCreated) and child.event.parent:
+        point = child.event.parent
+        found = await log.read(point.conversation_id, point.version - 1, 1) if point.version >= 1 else []
+        rec = found[0] if found and found[0].version == point.version else None
+        why = link_problem(point, rec)
+        if not why and rec is not None and _rehash(rec) != rec.hash:
+            why = f"its parent's event at version {point.version} was changed (its bytes do not hash to its hash)"
+        if not why and chains:
+            _, b = await verify_stream(log, point.conversation_id, point.version)
+            if b is not None:
+                why = f"its parent's history up to version {point.version} is broken: {b.why} (version {b.version})"
+        if why:
+            return Broken(
+                child.stream_id,
+                child.version,
+                f"forked from {point.conversation_id!r} at version {point.version}: {why}",
+            )
+        depth += 1
+        if not chains or depth >= READ_DEPTH:
+            return None
+        first = await log.read(point.conversation_id, 0, 1)
+        if not first:
+            return None
+        child = first[0]
+    return None
+
+
+def _rehash(rec: Recorded) -> str:
+    return chain_hash(
+        rec.prev_hash, rec.stream_id, rec.version, rec.turn_id, rec.recorded_at, rec.type, rec.schema, rec.payload
+    )
+
+
 async def verify(log: EventLog, stream_id: str | None = None) -> VerifyReport:
+    """Each conversation's chain recomputed from its stored bytes, and a fork's link to its
+    parent (one conversation alone: the parents' histories up to the fork points too)."""
     streams = [stream_id] if stream_id is not None else await log.streams()
     broken: list[Broken] = []
     total = 0
     for sid in streams:
         n, b = await verify_stream(log, sid)
         total += n
+        if b is None and n:
+            b = await fork_link(log, (await log.read(sid, 0, 1))[0], chains=stream_id is not None)
         if b is not None:
             broken.append(b)
     return VerifyReport(len(streams), total, broken)
@@ -151,6 +199,8 @@ class _Pass:
         self.next_position = 1
         self.hashed = 0
         self.problems: list[Problem] = []
+        #: The first events of forks in scope: their links are checked after the pass.
+        self.forks: list[Recorded] = []
 
     def problem(self, kind: str, why: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -177,6 +227,8 @@ class _Pass:
         elif rec.prev_hash != head[1]:
             self.link("changed", rec, "prev_hash does not match the previous event's hash")
         if self.stream_id is None or sid == self.stream_id:
+            if v == 1 and type(rec.event) is ConversationCreated and rec.event.parent:
+                self.forks.append(rec)
             self.hashed += 1
             actual = chain_hash(rec.prev_hash, sid, v, rec.turn_id, rec.recorded_at, rec.type, rec.schema, rec.payload)
             if actual != rec.hash:
@@ -277,6 +329,10 @@ async def verify_log(
             break
         after = page[-1].position
     run.finish()
+    for child in run.forks:
+        broken = await fork_link(log, child, chains=stream_id is not None)
+        if broken is not None:
+            run.problem("changed", str(broken))
     return run.report(stream_id, len(stored), len(labelled) if ring else 0, anchor)
 
 

@@ -2,7 +2,8 @@
 
 A summary is a fold of the conversation's events (``SummaryFold``): who created it and when
 (``ConversationCreated``), how many turns it has, how its last turn stands (``live`` from
-``TurnStarted``, then ``finalized`` or ``failed``), the tokens its turns used (each finished turn's
+``TurnStarted``, ``awaiting_approval`` while it is parked (``ApprovalRequested`` until
+``TurnResumed``), then ``finalized`` or ``failed``), the tokens its turns used (each finished turn's
 summed usage, a failed turn's usage recorded so far: what the assistant rows say) and its last
 activity, ``updated_at``: the time of the newest of those events. A summary changes only at a
 conversation's creation and at a turn's start and end, the batches after which the message rows
@@ -22,10 +23,22 @@ import abc
 from collections.abc import Iterable, Sequence
 
 import msgspec
-from turnlog.engine import ConversationCreated, Recorded, TurnFailed, TurnFinalized, TurnStarted, Usage, UsageRecorded
+from turnlog.engine import (
+    ApprovalRequested,
+    ConversationCreated,
+    Recorded,
+    TurnFailed,
+    TurnFinalized,
+    TurnResumed,
+    TurnStarted,
+    Usage,
+    UsageRecorded,
+)
 
 #: The events a summary folds (the rest only move its version on).
-SUMMARY_EVENTS = frozenset({ConversationCreated, TurnStarted, UsageRecorded, TurnFinalized, TurnFailed})
+SUMMARY_EVENTS = frozenset(
+    {ConversationCreated, TurnStarted, UsageRecorded, ApprovalRequested, TurnResumed, TurnFinalized, TurnFailed}
+)
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):
@@ -37,12 +50,13 @@ class ConversationSummary(msgspec.Struct, frozen=True):
     #: The newest of: the creation, a turn's start, a turn's end (RFC 3339, as ``recorded_at``).
     updated_at: str
     turns: int = 0
-    #: The last turn's status: ``live``, ``finalized``, ``failed``; None before the first turn.
+    #: The last turn's status: ``live``, ``awaiting_approval``, ``finalized``, ``failed``; None
+    #: before the first turn.
     last_status: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    #: The conversation this one was forked from (no forks yet: always None).
+    #: The conversation this one was forked from (None: not a fork).
     parent: str | None = None
     #: The log version the summary reflects.
     version: int = 0
@@ -69,8 +83,16 @@ class SummaryFold:
             self._turn_usage = self._turn_usage + Usage(ev.prompt_tokens, ev.completion_tokens, ev.total_tokens)
             return False
         if kind is ConversationCreated:
+            parent = ev.parent.conversation_id if ev.parent else None
             self._summary = ConversationSummary(
-                rec.stream_id, ev.tenant, ev.subject, ev.title, rec.recorded_at, rec.recorded_at, version=rec.version
+                rec.stream_id,
+                ev.tenant,
+                ev.subject,
+                ev.title,
+                rec.recorded_at,
+                rec.recorded_at,
+                parent=parent,
+                version=rec.version,
             )
             return True
         s = self._summary
@@ -80,6 +102,12 @@ class SummaryFold:
             self._turn_usage = Usage()
             self._summary = msgspec.structs.replace(
                 s, turns=s.turns + 1, last_status="live", updated_at=rec.recorded_at, version=rec.version
+            )
+            return True
+        if kind is ApprovalRequested or kind is TurnResumed:
+            status = "awaiting_approval" if kind is ApprovalRequested else "live"
+            self._summary = msgspec.structs.replace(
+                s, last_status=status, updated_at=rec.recorded_at, version=rec.version
             )
             return True
         # A turn's end: a finished turn's usage is the sum TurnFinalized carries; a failed one's,

@@ -31,7 +31,11 @@ class ProviderConfig:
     api_key_env: str | None = None
     #: Or a callable returning the key (a secrets manager); takes precedence over the variable.
     api_key_resolver: Callable[[], str | None] | None = field(default=None, repr=False)
-    #: The provider rejects a tool-call round trip without the reasoning it streamed (DeepSeek).
+    #: The provider requires the reasoning streamed before tool calls to be sent back with them
+    #: (``reasoning_content`` on each assistant message that made tool calls, in its own turn's
+    #: tool loop and in every later turn's request): DeepSeek's thinking mode (400 without it), and
+    #: any provider whose docs ask the same. A plain answer's reasoning is never sent back.
+    #: OpenRouter's ``reasoning_details`` are not round-tripped: their signatures are not recorded.
     round_trip_reasoning: bool = False
     #: Body fields merged in when the turn asks for thinking, and when it does not.
     thinking_on: Mapping[str, Any] = field(default_factory=dict)

@@ -36,7 +36,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from turnlog.engine import ConfigError, ConversationCreated, EventLog, RequestError
+from turnlog.engine import ConfigError, ConversationCreated, EventLog, ForkPoint, RequestError
 from turnlog.projections import ConversationIndex, ConversationSummary, MessageStore, catch_up, fold_summary
 
 from ._auth import Authenticator, Principal, principal_of
@@ -46,7 +46,7 @@ from ._tenancy import Tenancy, may, valid_id
 
 logger = logging.getLogger("turnlog.server")
 
-Status = Literal["live", "finalized", "failed"]
+Status = Literal["live", "awaiting_approval", "finalized", "failed"]
 
 
 # -- what the endpoints answer (``_openapi`` documents these structs) -----------------------------
@@ -63,7 +63,7 @@ class TokenUsage(msgspec.Struct, frozen=True):
 class ConversationItem(msgspec.Struct, frozen=True):
     """One conversation of the list. ``updated_at``: its last activity (creation, a turn's start
     or end); ``last_status``: its last turn's, null before the first; ``parent``: the
-    conversation it was forked from (always null: no forks yet)."""
+    conversation it was forked from (null: not a fork; ``POST .../fork``)."""
 
     id: str
     title: str
@@ -94,6 +94,8 @@ class ConversationSettings(msgspec.Struct, frozen=True):
     title: str
     tenant: str
     subject: str
+    #: A fork's parent, the version it branches off and the parent's hash there (null: not a fork).
+    fork_of: ForkPoint | None = None
 
 
 class ConversationState(ConversationItem, frozen=True):
@@ -212,6 +214,7 @@ class Conversations:
             created.title,
             created.tenant,
             created.subject,
+            created.parent or None,
         )
         return ConversationDetail(
             conversation_id, settings, ConversationState(*msgspec.structs.astuple(item), live=live)

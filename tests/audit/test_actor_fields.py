@@ -107,9 +107,12 @@ def test_old_payloads_load_with_the_new_fields_empty_and_their_chain_still_verif
 def test_the_new_fields_are_added_last_with_defaults(field: str) -> None:
     # The evolution rule: add with a default, never rename or retype (positional construction of
     # the older fields keeps its meaning).
-    assert ConversationCreated.__struct_fields__[-1] == field
-    # owner (issue 13: the server running the turn) came after them, the same way.
-    assert TurnStarted.__struct_fields__[-3:] == ("tenant", "subject", "owner")
-    assert TurnStarted.__struct_defaults__[-3:] == ("", "", "")
+    # parent (issue 12: a fork's link) came after it, the same way.
+    assert ConversationCreated.__struct_fields__[-2:] == (field, "parent")
+    assert ConversationCreated.__struct_defaults__[-1] is msgspec.UNSET  # not written when unset
+    # owner (issue 13: the server running the turn) came after them, then history and
+    # history_dropped (issue 12: how earlier turns were repeated), the same way.
+    assert TurnStarted.__struct_fields__[-5:] == ("tenant", "subject", "owner", "history", "history_dropped")
+    assert TurnStarted.__struct_defaults__[-5:] == ("", "", "", "text", 0)
     assert IterationStarted.__struct_fields__ == ("iteration", "request_sha256", "model")
     assert NewEvent(ConversationCreated()).event.subject == ""  # type: ignore[attr-defined]

@@ -86,11 +86,21 @@ async def test_the_rebuilt_bodies_are_the_bytes_the_model_received() -> None:
     ]
     assert [r.recorded_sha256 for r in rebuilt] == [hashlib.sha256(b).hexdigest() for b in llm.bodies]
     assert [r.sha256 for r in rebuilt] == [r.recorded_sha256 for r in rebuilt]
-    # The second call carried the tool round trip; the third, turn 1's words only.
+    # The second call carried the tool round trip; the third, turn 1 in full (since issue 12).
     second = msgspec.json.decode(rebuilt[1].body)
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool", "tool"]
     third = msgspec.json.decode(rebuilt[2].body)
-    assert [m["role"] for m in third["messages"]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in third["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert third["messages"][2]["tool_calls"] == second["messages"][2]["tool_calls"]
+    assert third["messages"][3:5] == second["messages"][3:5]
     # check_requests is the same rebuild without the bodies.
     checks = await check_requests(log, conv, ScriptedLLM([]))
     assert [(c.turn_id, c.iteration, c.version, c.recomputed_sha256, c.ok) for c in checks] == [
