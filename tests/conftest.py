@@ -116,7 +116,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         log, messages = InMemoryEventLog(), MemoryMessageStore()
     else:
         db = tmp_path / "turnlog.db" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
-        log, messages = await open_store(db)
+        # Encrypted, as shipped; ``@pytest.mark.unencrypted``: a test that forges clear payloads.
+        log, messages = await open_store(db, encryption=request.node.get_closest_marker("unencrypted") is None)
     try:
         yield StoreUnderTest(request.param, log, messages)
     finally:

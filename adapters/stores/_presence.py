@@ -75,6 +75,8 @@ class Presence(abc.ABC):
 def presence_of(log: EventLog) -> Presence:
     """The presence that fits ``log``: a file lock beside a SQLite file, an advisory lock in
     PostgreSQL, a registry for the in-memory log; for another log one that cannot tell."""
+    while (inner := getattr(log, "wrapped", None)) is not None:
+        log = inner  # a decorator (EncryptedLog): the store under it
     if isinstance(log, SqliteEventLog):
         return FilePresence(Path(f"{log.path}.servers"))
     if isinstance(log, PostgresEventLog):

@@ -49,6 +49,10 @@ from turnlog.projections import MemoryMessageStore, project, rebuild, stream_sse
 from ..conftest import StoreUnderTest, turn_started
 from ..server.conftest import frames_of, ids_of, serving
 
+# These tests forge the clear bytes of a payload (the word REAL becomes FORGED) to show that every
+# read refuses a changed event; an encrypted payload cannot be forged that way (tests/erasure).
+pytestmark = pytest.mark.unencrypted
+
 #: One turn of three deltas; "zebra" is in the middle one, and forging flips one bit of it.
 ANSWER = [{"text": "alpha zebra gamma", "split": [6, 6, 5]}, {"usage": [1, 2, 3]}]
 REAL, FORGED = b"zebra", b"zEbra"
@@ -388,7 +392,7 @@ def turnlog(*args: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_the_command_line_refuses_a_forged_log(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     db = str(tmp_path / "cli.db") if kind == "sqlite" else request.getfixturevalue("pg_schema_url")
-    log, messages = await open_store(db)
+    log, messages = await open_store(db, encryption=False)
     async with log:
         conv, _ = await one_turn(log, messages)
         v = await zebra_version(log, conv)

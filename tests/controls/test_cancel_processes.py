@@ -15,7 +15,7 @@ import httpx
 import pytest
 from turnlog.adapters.cli import main
 from turnlog.adapters.llm import EchoLLM
-from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog
+from turnlog.adapters.stores import open_store
 from turnlog.engine import CancelRequested, TurnEngine, TurnFailed, TurnRequest, replay
 from turnlog.projections import project
 
@@ -58,7 +58,7 @@ async def test_a_cancel_posted_to_server_b_stops_the_turn_on_server_a(
     processes += [a, b]
     a.wait_ready()
     b.wait_ready()
-    async with httpx.AsyncClient(timeout=30) as client, await PostgresEventLog.open(pg_schema_url) as log:
+    async with httpx.AsyncClient(timeout=30) as client, (await open_store(pg_schema_url)).log as log:
         conv = (await client.post(a.url + "/conversations", json={}, headers=ANN)).json()["id"]
         async with client.stream(
             "POST", f"{a.url}/conversations/{conv}/turns", json={"message": WORDS}, headers=ANN
@@ -111,7 +111,7 @@ async def test_turnlog_cancel_stops_a_turn_a_server_runs_on_the_same_sqlite_file
         turn_id = turn.headers["turnlog-turn-id"]
         assert out.decode().startswith(f"cancel requested for turn {turn_id} of {conv} (version ")
         assert b'"reason":"cancelled"' in frames[-1]
-    async with await SqliteEventLog.open(db) as log:
+    async with (await open_store(db)).log as log:
         events = [rec async for rec in replay(log, conv)]
     assert frames == project(events)
     (cancel,) = [e.event for e in events if e.type == "cancel_requested"]
@@ -122,7 +122,7 @@ def test_turnlog_cancel_refuses_what_it_cannot_stop(tmp_path: Path, capsys: pyte
     db = str(tmp_path / "t.db")
 
     async def setup() -> tuple[str, str]:
-        async with await SqliteEventLog.open(db) as log:
+        async with (await open_store(db)).log as log:
             engine = TurnEngine(log, EchoLLM())
             idle = await engine.create_conversation(model="echo")
             orphaned = await engine.create_conversation(model="echo")

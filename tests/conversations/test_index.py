@@ -78,7 +78,7 @@ async def _fill(index: SqlConversationIndex) -> None:
 
 
 async def test_a_page_is_an_index_range_on_sqlite(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "plans.db")
+    store = await open_store(tmp_path / "plans.db", encryption=False)  # the bare index: its SQL plans
     async with store:
         index = store.conversations
         assert isinstance(index, SqlConversationIndex)
@@ -95,7 +95,7 @@ async def test_a_page_is_an_index_range_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 async def test_a_page_is_an_index_range_on_postgres(pg_schema_url: str) -> None:
-    store = await open_store(pg_schema_url)
+    store = await open_store(pg_schema_url, encryption=False)  # the bare index: its SQL plans
     async with store:
         index = store.conversations
         assert isinstance(index, SqlConversationIndex)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from turnlog.adapters.stores import PostgresEventLog, SqliteEventLog
+from turnlog.adapters.stores import open_store
 from turnlog.engine import TurnFailed, TurnFinalized, replay
 from turnlog.projections import project
 
@@ -43,7 +43,7 @@ async def test_resume_on_another_server_equals_a_full_replay(
     serve_processes += [a, b]
     a.wait_ready()
     b.wait_ready()
-    async with httpx.AsyncClient(timeout=30) as client, await PostgresEventLog.open(pg_schema_url) as log:
+    async with httpx.AsyncClient(timeout=30) as client, (await open_store(pg_schema_url)).log as log:
         conv = (await client.post(a.url + "/conversations", json={})).json()["id"]
         kept = await read_frames_then_drop(client, f"{a.url}/conversations/{conv}/turns", {"message": WORDS}, 5)
         last_id = ids_of(kept)[-1]
@@ -74,7 +74,7 @@ async def test_fifty_clients_across_two_servers_one_turn_runs(
     limits = httpx.Limits(max_connections=60)
     async with (
         httpx.AsyncClient(timeout=60, limits=limits) as client,
-        await PostgresEventLog.open(pg_schema_url) as log,
+        (await open_store(pg_schema_url)).log as log,
     ):
         conv = (await client.post(a.url + "/conversations", json={})).json()["id"]
         await client.get(b.url + f"/conversations/{conv}/events")  # both servers know it
@@ -115,7 +115,7 @@ async def test_a_turn_killed_with_its_server_ends_interrupted_when_one_starts(
         conv = (await client.post(first.url + "/conversations", json={})).json()["id"]
         kept = await read_frames_then_drop(client, f"{first.url}/conversations/{conv}/turns", {"message": WORDS}, 4)
         _kill(first)
-        async with await SqliteEventLog.open(db) as log:
+        async with (await open_store(db)).log as log:
             assert not isinstance((await log.last(conv)).event, (TurnFinalized, TurnFailed))
 
         # Restarted with no grace: recovery runs before the first request is served.
