@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 from collections.abc import Sequence
+from typing import Any, Protocol
 
-from turnlog.engine import EventLog, PriorMessage, Recorded
+from turnlog.engine import CommitSink, EventLog, PriorMessage, Recorded, ToolCall, TurnFailed, TurnFinalized
 
 from ._conversations import (
     SUMMARY_EVENTS,
@@ -32,10 +34,14 @@ from ._conversations import (
     SummaryFold,
     fold_summary,
 )
-from ._messages import MessageFold, MessageRow
+from ._messages import APPROVAL_EVENTS, MessageFold, MessageRow
+from ._usage import USAGE_EVENTS, MemoryUsageLedger, UsageEntry, UsageFold, UsageLedger
+
+logger = logging.getLogger("turnlog.projections")
 
 #: The events whose batch may change a row or a summary (the rest are folded, never saved).
-_WATCHED = SUMMARY_EVENTS
+_WATCHED = SUMMARY_EVENTS | APPROVAL_EVENTS  # approvals: a parked turn's rows
+_TERMINAL = frozenset({TurnFinalized, TurnFailed})
 #: ``history`` hands the summary it read to the turn's sink (no second read); refused turns leave
 #: theirs behind, so at most this many are kept.
 _BASES_KEPT = 1024
@@ -50,24 +56,99 @@ def row_text(row: MessageRow) -> str:
     return obj.get("text", row.content) if isinstance(obj, dict) else row.content
 
 
-def history_of(rows: Sequence[MessageRow]) -> list[PriorMessage]:
-    """What the next request repeats of these rows: finished turns, no empty answers."""
+def _content(row: MessageRow) -> dict[str, Any]:
+    try:
+        obj = json.loads(row.content)
+    except ValueError:
+        return {"text": row.content}
+    return obj if isinstance(obj, dict) else {"text": row.content}
+
+
+class _Iteration:
+    """One iteration of an assistant row, rebuilt from its steps."""
+
+    __slots__ = ("calls", "reasoning", "results", "text", "tools")
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.reasoning: str | None = None
+        self.calls: list[ToolCall] = []
+        self.results: dict[str, str] = {}
+        self.tools = False  # a tool step was seen: the next text or thinking opens an iteration
+
+    def messages(self) -> list[PriorMessage]:
+        out: list[PriorMessage] = []
+        answered = tuple(c for c in self.calls if c.id in self.results)
+        if answered or self.text:
+            out.append(
+                PriorMessage("assistant", self.text or "", answered, "", (self.reasoning or "") if answered else "")
+            )
+        out.extend(PriorMessage("tool", content, (), call_id) for call_id, content in self.results.items())
+        return out
+
+
+def _assistant_messages(content: dict[str, Any]) -> list[PriorMessage]:
+    """An assistant row's messages as the engine's ``PriorTurns`` folds them from the events: each
+    iteration that made tool calls (its text, the calls that got a result, their results), then the
+    last iteration's answer. A step of the same kind again, or text after a tool step, opens the
+    next iteration (one text and one thinking step per iteration: ``TurnSteps``)."""
+    done: list[_Iteration] = []
+    it = _Iteration()
+    call_of_step: dict[str, str] = {}
+    for step in content.get("steps") or ():
+        kind = step.get("type")
+        if kind in ("text", "thinking"):
+            field = "text" if kind == "text" else "reasoning"
+            if it.tools or getattr(it, field) is not None:
+                done.append(it)
+                it = _Iteration()
+            setattr(it, field, step.get("content", ""))
+        elif kind == "tool_call":
+            it.tools = True
+            call_of_step[step.get("id", "")] = step.get("id_ref", "")
+            it.calls.append(ToolCall(step.get("id_ref", ""), step.get("name", ""), step.get("arguments", "")))
+        elif kind == "tool_result":
+            it.tools = True
+            call_id = call_of_step.get(step.get("id_ref", ""))
+            if call_id is not None and any(c.id == call_id for c in it.calls):
+                it.results[call_id] = step.get("content", "")
+    out: list[PriorMessage] = []
+    for earlier in done:
+        if earlier.calls:  # an iteration without calls that is not the last was cut off: dropped
+            out.extend(earlier.messages())
+    if it.calls:
+        it.text = content.get("text", "")
+        out.extend(it.messages())
+    elif content.get("text"):
+        out.append(PriorMessage("assistant", content["text"]))
+    return out
+
+
+def history_of(rows: Sequence[MessageRow], head: int | None = None) -> list[PriorMessage]:
+    """What the next request repeats of these rows (those of versions up to ``head``): ended
+    turns in full (see ``turnlog.engine``'s request builder), no empty answers."""
     out: list[PriorMessage] = []
     for row in rows:
-        if row.status == "live":
+        if row.status == "live" or (head is not None and row.seq > head):
             continue
-        text = row_text(row)
-        if row.role == "assistant" and not text:
-            continue
-        out.append(PriorMessage(row.role, text))
+        if row.role == "assistant":
+            out.extend(_assistant_messages(_content(row)))
+        else:
+            out.append(PriorMessage(row.role, row_text(row)))
     return out
+
+
+class CommitObserver(Protocol):
+    """Sees a turn's committed batches, in order, as the row sink does (``MessageStore.observers``)."""
+
+    def sink(self, conversation_id: str, version: int) -> CommitSink: ...
 
 
 class _TurnSink:
     """One turn's rows and summary: every committed batch is folded, and what a batch changed is
     saved before the batch is shown."""
 
-    __slots__ = ("conversation_id", "fold", "loaded", "store", "summary")
+    __slots__ = ("conversation_id", "fold", "loaded", "observers", "store", "summary", "usage", "usage_entries")
 
     def __init__(self, store: MessageStore, conversation_id: str, version: int) -> None:
         self.store = store
@@ -78,6 +159,10 @@ class _TurnSink:
         # one ``history`` read (or read at the first batch) before a turn.
         self.summary: SummaryFold | None = None
         self.loaded = store.conversations is None or version == 0
+        # The usage ledger's entries of this turn, saved with the batch that ends it.
+        self.usage = UsageFold(conversation_id) if store.usage is not None else None
+        self.usage_entries: list[UsageEntry] = []
+        self.observers = [o.sink(conversation_id, version) for o in store.observers]
         if store.conversations is not None and version == 0:
             self.summary = SummaryFold(conversation_id)
         elif not self.loaded:
@@ -100,6 +185,7 @@ class _TurnSink:
         touched = False
         apply = self.fold.apply
         summary = self.summary
+        usage = self.usage
         for rec in records:
             if type(rec.event) in _WATCHED:
                 changed.extend(apply(rec))
@@ -107,16 +193,44 @@ class _TurnSink:
                     touched = True
             else:
                 apply(rec)
+            if usage is not None and type(rec.event) in USAGE_EVENTS:
+                entry = usage.apply(rec)
+                if entry is not None:
+                    self.usage_entries.append(entry)
+        if (
+            self.usage_entries
+            and (changed or touched or type(records[-1].event) in _TERMINAL)  # the turn ends or parks
+            and self.store.usage is not None
+            and usage is not None
+            and not usage.blind  # a sink that joined the turn midway: catch-up has who asked
+        ):
+            # Before the rows: a crash between the two leaves the rows behind, and catch-up
+            # (which rewrites both, the ledger idempotently) runs for rows that are behind.
+            await self.store.usage.save(self.usage_entries)
+            self.usage_entries = []
         if changed or touched:
             version = records[-1].version
             at = summary.at(version) if touched and summary is not None else None
             await self.store.save_changes(self.conversation_id, changed, at, version)
+        for observer in list(self.observers):
+            try:
+                await observer.committed(records)
+            except Exception:  # an observer (tracing) never fails a turn, nor the rows: dropped
+                logger.exception("a commit observer of conversation %s failed", self.conversation_id)
+                self.observers.remove(observer)
 
 
 class MessageStore(abc.ABC):
     #: The conversations' summaries kept beside the rows, by the same sink (None: this store
     #: keeps none, and its conversations cannot be listed).
     conversations: ConversationIndex | None = None
+    #: The usage ledger kept by the same sink (one entry per model call, saved when the turn
+    #: ends; None: this store keeps none).
+    usage: UsageLedger | None = None
+
+    #: What else sees each committed batch of a turn, after its rows are saved (an OpenTelemetry
+    #: projection: ``turnlog.adapters.otel``); one failing is logged, never fails the turn.
+    observers: Sequence[CommitObserver] = ()
 
     @abc.abstractmethod
     async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
@@ -170,7 +284,7 @@ class MessageStore(abc.ABC):
                 summary = fold_summary(conversation_id, [rec async for rec in log.iter_stream(conversation_id)])
             if summary is not None:
                 self._keep_base(summary)
-        return history_of(await self.rows(conversation_id))
+        return history_of(await self.rows(conversation_id), head)
 
     def sink(self, conversation_id: str, version: int) -> _TurnSink:
         return _TurnSink(self, conversation_id, version)
@@ -192,8 +306,10 @@ class MessageStore(abc.ABC):
 
 
 class MemoryMessageStore(MessageStore):
-    def __init__(self, conversations: ConversationIndex | None = None) -> None:
-        """``conversations``: where the summaries go (default: a ``MemoryConversationIndex``)."""
+    def __init__(self, conversations: ConversationIndex | None = None, usage: UsageLedger | None = None) -> None:
+        """``conversations``: where the summaries go (default: a ``MemoryConversationIndex``);
+        ``usage``: the usage ledger (default: a ``MemoryUsageLedger``)."""
+        self.usage = usage if usage is not None else MemoryUsageLedger()
         self._rows: dict[str, dict[str, MessageRow]] = {}
         self._versions: dict[str, int] = {}
         self.conversations = conversations if conversations is not None else MemoryConversationIndex()
@@ -223,11 +339,17 @@ async def catch_up(log: EventLog, store: MessageStore, conversation_id: str) -> 
     head. Returns the number of rows written."""
     fold = MessageFold(conversation_id)
     summary = SummaryFold(conversation_id)
+    usage = UsageFold(conversation_id)
+    entries: list[UsageEntry] = []
     changed: dict[str, MessageRow] = {}
     async for rec in log.iter_stream(conversation_id):
         for row in fold.apply(rec):
             changed[row.id] = row
         summary.apply(rec)
+        if (entry := usage.apply(rec)) is not None:
+            entries.append(entry)
+    if store.usage is not None and entries:
+        await store.usage.save(entries)
     await store.save_changes(conversation_id, list(changed.values()), summary.at(), fold.version)
     return len(changed)
 
@@ -238,6 +360,8 @@ async def rebuild(log: EventLog, store: MessageStore) -> int:
     await store.clear()
     if store.conversations is not None:
         await store.conversations.clear()
+    if store.usage is not None:
+        await store.usage.clear()
     total = 0
     for conversation_id in await log.streams():
         total += await catch_up(log, store, conversation_id)

@@ -14,6 +14,7 @@ from turnlog.projections import ConversationSummary, MessageRow, MessageStore
 from ._conversations import SqlConversationIndex, summary_params, upsert_summary
 from ._schema import messages as messages_table
 from ._schema import projection_state
+from ._usage import SqlUsageLedger
 
 _ROW_FIELDS = MessageRow.__struct_fields__
 
@@ -54,11 +55,18 @@ def _statements(dialect: str) -> _Statements:
 class SqlMessageStore(MessageStore):
     """Rows in ``turnlog_messages`` of the same database as the log (SQLite or PostgreSQL), and
     the conversation summaries beside them (``conversations``: by default a
-    ``SqlConversationIndex`` on the same engine)."""
+    ``SqlConversationIndex`` on the same engine), and the usage ledger (``usage``)."""
 
-    def __init__(self, engine: AsyncEngine, conversations: SqlConversationIndex | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        conversations: SqlConversationIndex | None = None,
+        usage: SqlUsageLedger | None = None,
+    ) -> None:
         self.engine = engine
         self.conversations: SqlConversationIndex = conversations or SqlConversationIndex(engine)
+        #: The usage ledger (``turnlog_usage``), kept by the rows' sink: by default on the same engine.
+        self.usage: SqlUsageLedger = usage or SqlUsageLedger(engine)
 
     async def save(self, conversation_id: str, rows: Sequence[MessageRow], version: int) -> None:
         await self.save_changes(conversation_id, rows, None, version)
