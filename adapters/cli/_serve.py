@@ -1,14 +1,16 @@
 """``turnlog serve`` and ``turnlog recover``: the HTTP service over a log, and ending the turns a
 crashed one left live.
 
-    turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--llm scripted|openai]
+    turnlog serve [--db PATH|URL] [--host 127.0.0.1] [--port 8000] [--workers N] [--llm scripted|openai]
                   [--tokens FILE] [--auditor-level N] [--tools MODULE:NAME] [--recover-grace SECONDS]
                   [--header-timeout S] [--body-timeout S] [--keep-alive S] [--max-connections N] ...
-    turnlog recover [--db PATH|URL] [--older-than SECONDS]
+    turnlog recover [--db PATH|URL] [--older-than SECONDS] [--resume [--llm auto|scripted|openai] [--tools MODULE:NAME]]
 
 ``serve`` needs the ``server`` extra (Starlette, uvicorn), imported when ``serve`` runs: without it
 every other command works and ``serve`` says what to install. It recovers interrupted turns before
 it accepts a request (see ``turnlog.adapters.server`` for the grace period on several servers).
+``--workers N`` runs N processes on the port (uvicorn's workers), each a whole service with a
+server id of its own, over a PostgreSQL log (refused over SQLite: see ``_serve_workers``).
 Tools: ``--tools MODULE:NAME`` (or ``demo``); without it the scripted echo model is served with the
 demo's tools, a real model (``--llm openai``) with none: a demo tool answering made-up weather to
 a real model is not something to offer unasked.
@@ -22,16 +24,23 @@ and a system prompt, and the bytes and entries of the conversation cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import logging
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from turnlog.adapters.llm import EchoLLM, OpenAILLM
 from turnlog.adapters.signing import load_signer
 from turnlog.adapters.stores import open_store
-from turnlog.engine import LLM, ConfigError, EngineConfig, ToolRegistry, recover
+from turnlog.engine import LLM, ConfigError, EngineConfig, Recorded, ToolRegistry, recover
 
 from ._common import Subparsers, add_command, add_tools, load_tools, out, provider_config
+from ._controls import add_engine_options, engine_for
 from ._demo import demo_tools
+from ._usage import add_serve_flags, attach_otel, serve_settings
 
 
 def _tools(args: argparse.Namespace) -> ToolRegistry:
@@ -46,34 +55,26 @@ def _model(args: argparse.Namespace) -> LLM:
     return EchoLLM(delay=args.echo_delay)
 
 
-async def cmd_serve(args: argparse.Namespace) -> int:
+def _server_extra() -> Any:
     try:  # the server extra: optional, so imported here and not with the module
-        import uvicorn
-        from turnlog.adapters.server import (
-            ServerConfig,
-            TokenAuth,
-            TurnService,
-            create_app,
-            open_access,
-            uvicorn_config,
-        )
+        import turnlog.adapters.server as server
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"turnlog serve needs the server extra: pip install 'turnlog[server]' ({exc})") from None
+    return server
 
-    # The key is read once, here: the service holds the signer, the database never sees the key.
-    signer = load_signer(args.checkpoint_key) if args.checkpoint_key else None
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    authenticate: Any = open_access
+
+def _settings(args: argparse.Namespace, server: Any) -> tuple[Any, Any, EngineConfig]:
+    """The service's settings from the flags: ``ServerConfig``, the authenticator, ``EngineConfig``."""
+    authenticate: Any = server.open_access
     if args.tokens:
         try:
-            authenticate = TokenAuth.from_file(args.tokens)
+            authenticate = server.TokenAuth.from_file(args.tokens)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--tokens {args.tokens}: {exc}") from None
     else:
         logging.getLogger("turnlog.server").warning("no --tokens: every caller is one tenant with level 1")
-    tools = _tools(args)
-    llm = _model(args)
-    config = ServerConfig(
+    config = server.ServerConfig(
         heartbeat=args.heartbeat,
         recover_grace=args.recover_grace,
         max_body=args.max_body,
@@ -84,15 +85,36 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         allow_system_prompt=args.allow_system_prompt,
         system_prompt=args.system_prompt,
         max_tokens_cap=args.max_tokens_cap,
+        approval_tools=tuple(args.approval_tool),
+        resume_interrupted=args.resume_interrupted,
         # Limits whose flag is absent keep ServerConfig's defaults (one place says them).
         **{name: getattr(args, name) for name in _LIMITS if getattr(args, name) is not None},
+        **serve_settings(args),  # --prices, --usage-level (``_usage``)
     )
-    log, messages = await open_store(args.db)
+    engine_config = EngineConfig(
+        **{name: getattr(args, name) for name in _ENGINE_LIMITS if getattr(args, name) is not None}
+    )
+    return config, authenticate, engine_config
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    server = _server_extra()
+    import uvicorn
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1:
+        return _serve_workers(args, server)
+    # The key is read once, here: the service holds the signer, the database never sees the key.
+    signer = load_signer(args.checkpoint_key) if args.checkpoint_key else None
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config, authenticate, engine_config = _settings(args, server)
+    tools = _tools(args)
+    llm = _model(args)
+    log, messages = await open_store(args.db, key_cache=(args.key_cache, args.key_ttl))
+    attach_otel(args, messages)  # --otel: each turn's spans as it ends
     async with log:
-        engine_config = EngineConfig(
-            **{name: getattr(args, name) for name in _ENGINE_LIMITS if getattr(args, name) is not None}
-        )
-        service = TurnService(
+        service = server.TurnService(
             log,
             messages,
             llm,
@@ -102,25 +124,90 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             engine_config=engine_config,
             signer=signer,
         )
-        app = create_app(service)
-        server = uvicorn.Server(
-            uvicorn_config(
-                app,
-                config,
-                host=args.host,
-                port=args.port,
-                log_level="info",
-                lifespan="on",
-                # SSE streams hold connections open: past this, uvicorn closes them and the
-                # app's shutdown gives the running turns their own grace.
-                timeout_graceful_shutdown=max(1, int(args.shutdown_grace)),
-            )
-        )
-        await server.serve()
+        app = server.create_app(service)
+        uv = uvicorn.Server(server.uvicorn_config(app, config, **_uvicorn_options(args)))
+        await uv.serve()
         if hasattr(llm, "aclose"):
             await llm.aclose()
     # uvicorn reports a failed start (port in use, lifespan error) by not starting.
-    return 0 if server.started else 1
+    return 0 if uv.started else 1
+
+
+def _uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "info",
+        "lifespan": "on",
+        # SSE streams hold connections open: past this, uvicorn closes them and the app's
+        # shutdown gives the running turns their own grace.
+        "timeout_graceful_shutdown": max(1, int(args.shutdown_grace)),
+    }
+
+
+# -- turnlog serve --workers N --------------------------------------------------------------------
+
+#: The flags, for each worker process (uvicorn spawns them and imports ``worker_app`` by name).
+WORKER_ARGS_ENV = "TURNLOG_SERVE_ARGS"
+
+
+def _serve_workers(args: argparse.Namespace, server: Any) -> int:
+    """N processes on one port (uvicorn's workers), each a whole service over the one log.
+
+    Only over PostgreSQL: each process's followers are woken by LISTEN/NOTIFY when a sibling
+    commits, and each process holds its own server id (``TurnStarted.owner``; an advisory lock),
+    so recovery in one never ends a turn a sibling runs. Over SQLite a process hears another's
+    commits only by polling, so a stream followed on one worker of a turn run by another would
+    lag: refused, with the reason."""
+    from uvicorn.supervisors import Multiprocess
+
+    if not str(args.db).startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"--workers {args.workers} needs a PostgreSQL log (--db postgresql://...): over SQLite a process "
+            "hears another's commits only by polling, so a client following a turn run by a sibling worker "
+            "would lag. Run one process over SQLite, or several over PostgreSQL"
+        )
+    config, _, _ = _settings(args, server)  # the flags are checked here, before any worker starts
+    os.environ[WORKER_ARGS_ENV] = json.dumps({k: v for k, v in vars(args).items() if k != "handler"})
+    options = _uvicorn_options(args)
+    uv_config = server.uvicorn_config(f"{__name__}:worker_app", config, factory=True, workers=args.workers, **options)
+    sock = uv_config.bind_socket()
+    Multiprocess(uv_config, sockets=[sock]).run()
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one worker process of ``turnlog serve --workers N`` (uvicorn's app factory):
+    the flags come from the parent's environment; the store is opened in the worker's lifespan."""
+    args = argparse.Namespace(**json.loads(os.environ[WORKER_ARGS_ENV]))
+    server = _server_extra()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config, authenticate, engine_config = _settings(args, server)
+    if args.server_id:
+        # Each process holds an id of its own: two holding one would end each other's turns.
+        config = dataclasses.replace(config, server_id=f"{args.server_id}:{os.getpid()}")
+    signer = load_signer(args.checkpoint_key) if args.checkpoint_key else None
+
+    @contextlib.asynccontextmanager
+    async def service() -> AsyncIterator[Any]:
+        llm = _model(args)
+        log, messages = await open_store(args.db, key_cache=(args.key_cache, args.key_ttl))
+        attach_otel(args, messages)
+        async with log:
+            yield server.TurnService(
+                log,
+                messages,
+                llm,
+                tools=_tools(args),
+                authenticate=authenticate,
+                config=config,
+                engine_config=engine_config,
+                signer=signer,
+            )
+            if hasattr(llm, "aclose"):
+                await llm.aclose()
+
+    return server.create_app(service)
 
 
 #: ``ServerConfig`` fields with a flag of the same name (``--header-timeout`` ...), default None:
@@ -137,6 +224,9 @@ _LIMITS = (
     "not_found_ttl",
     "max_full_mode_events",
     "server_id",
+    "retention_days",
+    "retention_every",
+    "admin_level",
 )
 #: EngineConfig limits: what one message, turn and conversation may hold (the engine's defaults).
 _ENGINE_LIMITS = (
@@ -151,10 +241,32 @@ _ENGINE_LIMITS = (
 async def cmd_recover(args: argparse.Namespace) -> int:
     log, messages = await open_store(args.db, create=False)
     async with log:
-        done = await recover(log, older_than=args.older_than, messages=messages)
-    for r in done:
-        out(f"recovered {r.stream_id} turn {r.turn_id}: failed (interrupted) at version {r.version}\n")
-    out(f"{len(done)} interrupted turn(s) ended\n")
+        resume = None
+        if args.resume:
+
+            async def resume(conversation: str) -> Recorded | None:
+                # Each turn runs to its end (or its next park) here, with the conversation's model.
+                created = (await log.read(conversation, 0, 1))[0].event
+                engine = engine_for(args, log, messages, created)  # type: ignore[arg-type]
+                first = None
+                try:
+                    async for rec in engine.resume_turn(conversation, owner="turnlog recover"):
+                        first = first or rec
+                finally:
+                    if hasattr(engine.llm, "aclose"):
+                        await engine.llm.aclose()
+                return first
+
+        done = await recover(log, older_than=args.older_than, messages=messages, resume=resume)
+        for r in done:
+            if r.resumed:
+                last = await log.last(r.stream_id)
+                end = last.type if last is not None else "?"
+                out(f"resumed {r.stream_id} turn {r.turn_id} at version {r.version}: now {end}\n")
+            else:
+                out(f"recovered {r.stream_id} turn {r.turn_id}: failed (interrupted) at version {r.version}\n")
+    what = "resumed" if args.resume else "ended"
+    out(f"{len(done)} interrupted turn(s) {what}\n")
     return 0
 
 
@@ -162,6 +274,13 @@ def register(subparsers: Subparsers) -> None:
     p = add_command(subparsers, "serve", cmd_serve, "run the HTTP service (needs the server extra)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the port, each a whole service over the one log (PostgreSQL only; default 1)",
+    )
     p.add_argument(
         "--llm",
         choices=("scripted", "openai"),
@@ -181,6 +300,7 @@ def register(subparsers: Subparsers) -> None:
         help="principals at this level or above read every conversation of their tenant and its model requests",
     )
     add_tools(p, "the demo's with --llm scripted, none with --llm openai")
+    add_serve_flags(p)
     p.add_argument("--heartbeat", type=float, default=15.0, help="seconds of SSE silence before a keep-alive comment")
     p.add_argument(
         "--recover-grace",
@@ -215,10 +335,29 @@ def register(subparsers: Subparsers) -> None:
         help="seconds between signed checkpoints (only when the log grew; with --checkpoint-key)",
     )
     p.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running turns get at shutdown")
+    p.add_argument(
+        "--approval-tool",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="calls of this tool wait for a person's decision (POST .../approvals); repeat the flag",
+    )
+    p.add_argument(
+        "--resume-interrupted",
+        action="store_true",
+        help="recovery continues a turn whose server died instead of ending it (see turnlog recover --resume)",
+    )
     _add_limits(p)
 
     p = add_command(subparsers, "recover", cmd_recover, "end every turn a crash left live as failed (interrupted)")
     p.add_argument("--older-than", type=float, default=0.0, help="spare turns whose newest event is younger (seconds)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each interrupted turn here instead of ending it: finished tool results reused, the model "
+        "called again, a started tool re-run only if idempotent (else its outcome is recorded as unknown)",
+    )
+    add_engine_options(p)
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
@@ -292,3 +431,12 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a 404 is remembered for the caller it answered (default 10; 0: none)",
     )
+    g.add_argument(
+        "--retention-days", type=float, metavar="N", help="erase conversations quiet for N days (default: keep)"
+    )
+    g.add_argument("--retention-every", type=float, metavar="S", help="seconds between retention sweeps (default 3600)")
+    g.add_argument(
+        "--admin-level", type=int, metavar="N", help="level that may erase any of its tenant's conversations"
+    )
+    g.add_argument("--key-cache", type=int, default=10_000, metavar="N", help="data keys kept in memory (LRU)")
+    g.add_argument("--key-ttl", type=float, default=2.0, metavar="S", help="seconds before a cached key is re-read")

@@ -31,7 +31,9 @@ here (``cycle``, ``on_response_complete``, ``send_400_response``) is the same fr
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import Any
 
 import uvicorn
@@ -47,12 +49,28 @@ from ._errors import error_response
 logger = logging.getLogger("turnlog.server")
 
 
+#: Where ``uvicorn_config`` leaves the limits for worker processes (``WorkerH11Protocol``).
+LIMITS_ENV = "TURNLOG_SERVER_LIMITS"
+
+
 def uvicorn_config(app: Any, config: ServerConfig, **options: Any) -> uvicorn.Config:
     """uvicorn's ``Config`` serving ``app`` with ``config``'s connection limits: ``header_timeout``,
     ``keep_alive``, ``max_connections`` (``options``: uvicorn's own, host, port, log_level...).
+    ``app`` may be an import string (uvicorn's ``workers``, ``factory``): each worker process
+    then runs ``WorkerH11Protocol`` with the same limits.
     WebSockets are off unless ``options`` asks (``ws=``): the service has no WebSocket route."""
-    protocol = type("TurnlogH11Protocol", (LimitedH11Protocol,), {"limits": config})
     options.setdefault("ws", "none")
+    if isinstance(app, str):
+        # Worker processes (``workers=N``, ``turnlog serve --workers N``): uvicorn spawns each one
+        # and imports the app and the protocol there by name, so a class made here cannot go
+        # along: the limits the protocol needs travel in the environment the workers inherit.
+        os.environ[LIMITS_ENV] = json.dumps(
+            {"header_timeout": config.header_timeout, "max_connections": config.max_connections}
+        )
+        return uvicorn.Config(
+            app, http=f"{__name__}:WorkerH11Protocol", timeout_keep_alive=config.keep_alive, **options
+        )
+    protocol = type("TurnlogH11Protocol", (LimitedH11Protocol,), {"limits": config})
     return uvicorn.Config(app, http=protocol, timeout_keep_alive=config.keep_alive, **options)  # type: ignore[arg-type]
 
 
@@ -141,3 +159,14 @@ class LimitedH11Protocol(h11_impl.H11Protocol):
             self.transport.write(self.conn.send(event))
         self.transport.write(self.conn.send(h11.EndOfMessage()))
         self.transport.close()
+
+
+class WorkerH11Protocol(LimitedH11Protocol):
+    """``LimitedH11Protocol`` in a worker process of ``uvicorn_config(import_string, config,
+    workers=N)``: its limits are the parent's, read from the environment on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if cls.limits is LimitedH11Protocol.limits and LIMITS_ENV in os.environ:
+            cls.limits = ServerConfig(**json.loads(os.environ[LIMITS_ENV]))
+        super().__init__(*args, **kwargs)

@@ -53,11 +53,13 @@ from turnlog.engine import (
 )
 from turnlog.projections import MessageStore
 
+from ._approvals import Approvals, approval_rule, spawner
 from ._auth import Authenticator, Principal, open_access
 from ._bodies import NewConversation, NewTurn
 from ._checkpoints import Checkpointer
 from ._config import ServerConfig
 from ._controls import Controls
+from ._erase import Retention
 from ._frames import Frames
 from ._listing import Conversations
 from ._policy import Policy, ServerPolicy, decided
@@ -104,7 +106,14 @@ class TurnService:
         self.default_provider = next(iter(providers))
         self.engines = {
             name: TurnEngine(
-                log, llm, tools=tools, messages=messages, clock=self.clock, ids=ids or UuidIds(), config=engine_config
+                log,
+                llm,
+                tools=tools,
+                messages=messages,
+                clock=self.clock,
+                ids=ids or UuidIds(),
+                config=engine_config,
+                approval=approval_rule(self.policy),
             )
             for name, llm in providers.items()
         }
@@ -128,6 +137,10 @@ class TurnService:
         self.conversations = Conversations(log, messages, self.rows, auditor_level=cfg.auditor_level)
         #: Recorded as the owner of every turn this server runs (``TurnStarted.owner``).
         self.server_id = cfg.server_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        #: Decisions on parked turns, and recovery's resume (``_approvals``).
+        self.approvals = Approvals(
+            self.tenancy, self._engine_of, spawner(self.running, self._drive), self.server_id, log
+        )
         self.recovery = Recovery(
             log,
             messages,
@@ -136,6 +149,13 @@ class TurnService:
             spare=self.running,
             server_id=self.server_id,
             presence=presence if presence is not None else presence_of(log),
+            resume=self.approvals.resume if cfg.resume_interrupted else None,
+        )
+        #: Retention (``_erase``): conversations older than ``config.retention_days`` erased.
+        self.retention = (
+            Retention(log, messages, days=cfg.retention_days, every=cfg.retention_every, clock=self.clock)
+            if cfg.retention_days is not None
+            else None
         )
         self.checkpoints = (
             Checkpointer(log, signer, every=cfg.checkpoint_every, origin=cfg.checkpoint_origin, clock=self.clock)
@@ -152,6 +172,8 @@ class TurnService:
         await self.recovery.start()
         if self.checkpoints is not None:
             self.checkpoints.start()
+        if self.retention is not None:
+            self.retention.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -161,6 +183,8 @@ class TurnService:
         await self.recovery.stop()
         if self.checkpoints is not None:
             await self.checkpoints.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         tasks = list(self.running.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
