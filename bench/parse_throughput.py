@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -43,25 +44,29 @@ def build(n: int) -> tuple[bytes, list[str]]:
     return b"".join(picked) + b"data: [DONE]\n\n", [e[6:-2].decode() for e in picked]
 
 
-async def main(n: int, rounds: int) -> None:
+async def main(n: int, rounds: int, as_json: bool = False) -> None:
     body, datas = build(n)
     mb = len(body) / 1e6
     print(f"stream: {n} events, {mb:.1f} MB, {len(corpus_events())} distinct corpus events repeated")
     results: dict[str, float] = {}
 
+    cpu: dict[str, float] = {}
+
     def keep(name: str, seconds: float) -> None:
         results[name] = min(results.get(name, seconds), seconds)
+        spent = time.process_time() - c
+        cpu[name] = min(cpu.get(name, spent), spent)
 
     async with LocalServer([Reply(body=body)]) as server:
         url = server.url + "/v1/chat/completions"
         async with httpx.AsyncClient(timeout=30) as client:
             for _ in range(rounds):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 async with client.stream("POST", url, content=b"{}") as r:
                     size = sum([len(b) async for b in r.aiter_raw()])
                 keep("httpx aiter_raw", time.perf_counter() - t)
                 assert size == len(body)
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 async with client.stream("POST", url, content=b"{}") as r:
                     chars = sum([len(s) async for s in r.aiter_text()])
                 keep("httpx aiter_text", time.perf_counter() - t)
@@ -69,7 +74,7 @@ async def main(n: int, rounds: int) -> None:
         config = ProviderConfig(name="bench", base_url=server.url + "/v1", model="m")
         async with OpenAILLM(config, timeouts=Timeouts(idle=30)) as llm:
             for _ in range(rounds):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 chunks = 0
                 async for _chunk in llm.stream(b"{}"):
                     chunks += 1
@@ -77,17 +82,33 @@ async def main(n: int, rounds: int) -> None:
     for _ in range(rounds):
         norm = StreamNormalizer()
         event = norm.event
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for data in datas:
             event("message", data)
         keep("normaliser only", time.perf_counter() - t)
 
     floor = results["httpx aiter_raw"]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "raw_events_s": round(n / floor),
+                    "adapter_events_s": round(n / results["adapter stream()"]),
+                    "normaliser_events_s": round(n / results["normaliser only"]),
+                    "ratio_adapter_vs_raw": floor / results["adapter stream()"],
+                    # CPU time of the process (server and client share it, as they share the wall
+                    # clock): steadier than the wall clock on a shared machine.
+                    "ratio_adapter_vs_raw_cpu": cpu["httpx aiter_raw"] / cpu["adapter stream()"],
+                }
+            )
+        )
+        return
     print(f"{'reader':<20}{'seconds':>9}{'MB/s':>9}{'events/s':>12}{'x raw time':>12}")
     for name, seconds in results.items():
         print(f"{name:<20}{seconds:>9.3f}{mb / seconds:>9.1f}{n / seconds:>12,.0f}{seconds / floor:>12.2f}")
     print(
         f"adapter chunks yielded: {chunks}; adapter events/s / raw events/s = {floor / results['adapter stream()']:.3f}"
+        f" (CPU time: {cpu['httpx aiter_raw'] / cpu['adapter stream()']:.3f})"
     )
 
 
@@ -95,5 +116,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="best of N")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (bench/before_after.py)")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.rounds))
+    asyncio.run(main(args.events, args.rounds, args.json))

@@ -209,15 +209,47 @@ def child(db: str, n: int) -> None:
     print(json.dumps({"rate": rate, "sent": sent, "conv": conv, "peak_mb": peak_mb}))
 
 
+def quick(n: int) -> None:
+    """The durable turn (in its own process) and the seed's two variants, as one JSON object
+    (bench/before_after.py compares two trees with it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(Path(tmp) / "bench.db"), "--deltas", str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+    durable = json.loads(out.stdout.strip().splitlines()[-1])
+    seed_quadratic, _ = seed_run(n, linear=False)
+    seed_linear, _ = seed_run(n, linear=True)
+    print(
+        json.dumps(
+            {
+                "durable_deltas_s": round(durable["rate"]),
+                "seed_as_written_deltas_s": round(seed_quadratic),
+                "seed_linear_deltas_s": round(seed_linear),
+                "ratio_vs_seed_as_written": durable["rate"] / seed_quadratic,
+                "ratio_vs_seed_linear": durable["rate"] / seed_linear,
+                "peak_mb": round(durable["peak_mb"]),
+            }
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--deltas", type=int, default=100_000)
     ap.add_argument("--turns", type=int, default=100)
     ap.add_argument("--turn-deltas", type=int, default=1000)
     ap.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help="only the durable turn and the seed: one JSON object")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.deltas)
+        return
+    if args.json:
+        quick(args.deltas)
         return
     n = args.deltas
     with tempfile.TemporaryDirectory() as tmp:

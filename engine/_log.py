@@ -25,19 +25,54 @@ import abc
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 
 import msgspec
 
 from ._errors import IntegrityError
-from ._events import GENESIS_HASH, NewEvent, Recorded, chain_hash
+from ._events import CURRENT, GENESIS_HASH, NewEvent, Recorded, chain_hash, decode_event
+from ._events import _decoder as _event_decoder
 
 PAGE = 1000
 #: Page size for reading a whole stream: big pages amortise the per-query cost.
 BULK_PAGE = 10_000
+#: Page size of ``iter_pages`` (every checked read of a whole stream): already past the point
+#: where the per-query cost matters, and small enough that the pages in hand (one in use, one read
+#: ahead) stay a few MB (bench/memory_profile.py: 10,000 took ~20 MB more).
+STREAM_PAGE = 2_000
 
 
 _header = msgspec.json.Encoder().encode
+
+
+def load_rows(rows: Iterable[Sequence[Any]]) -> list[Recorded]:
+    """Envelopes from stored rows ``(stream_id, version, position, turn_id, recorded_at, type,
+    schema, prev_hash, hash, payload)``: ``load`` for a whole page, as the stores read one. The
+    same decoding (one msgspec ``Decoder`` of the event union; an older schema upcast by
+    ``decode_event``), without a call per row: the loop every replay runs first."""
+    decode = _event_decoder.decode
+    current = CURRENT
+    out: list[Recorded] = []
+    append = out.append
+    for r in rows:
+        payload = bytes(r[9])
+        append(
+            Recorded(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                decode(payload) if (r[5], r[6]) in current else decode_event(r[5], r[6], payload),
+                payload,
+            )
+        )
+    return out
 
 
 class ChainCheck:
@@ -118,6 +153,11 @@ class ChainCheck:
         return IntegrityError(self.stream_id, expected, why)
 
 
+def _collect(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 _CHANGED = "the stored bytes do not hash to the stored hash (changed)"
 
 
@@ -176,35 +216,49 @@ class EventLog(abc.ABC):
     async def iter_stream(
         self, stream_id: str, after_version: int = 0, *, check: bool = True
     ) -> AsyncIterator[Recorded]:
-        """Every event of a stream after a version, page by page (memory stays flat), each one
-        checked (``ChainCheck``) before its page is yielded: a changed, missing, reordered or
-        undecodable event raises ``IntegrityError`` and nothing at or after it is yielded. After
+        """Every event of a stream after a version, one at a time: ``iter_pages``, flattened."""
+        async with contextlib.aclosing(self.iter_pages(stream_id, after_version, check=check)) as pages:
+            async for page in pages:
+                for rec in page:
+                    yield rec
+
+    async def iter_pages(
+        self, stream_id: str, after_version: int = 0, *, check: bool = True, page_size: int = STREAM_PAGE
+    ) -> AsyncIterator[list[Recorded]]:
+        """Every event of a stream after a version, in pages of at most ``page_size`` (memory stays
+        flat however long the stream: at most two pages are held), each page checked
+        (``ChainCheck``) before it is yielded: a changed, missing, reordered or undecodable event
+        raises ``IntegrityError`` and nothing at or after it is yielded (its page neither). After
         a version > 0, the event at that version is read once for its hash (and checked too).
+
+        The next page is read while the caller works on this one (one read ahead, the store's
+        query overlapping the caller's work); a caller that stops early cancels it.
 
         ``check=False`` yields the store's pages as they are: only for a reader that reports a
         break instead of stopping at it (an audit's own loop) and for measuring what the check
         costs (``bench/replay_check.py``)."""
-        if not check:
-            while True:
-                page = await self.read(stream_id, after_version, BULK_PAGE)
-                for rec in page:
-                    yield rec
-                if len(page) < BULK_PAGE:
-                    return
-                after_version = page[-1].version
+        read = self._read_page if check else self.read
         chain = ChainCheck(stream_id) if after_version == 0 else None
-        while True:
-            page = await self._read_page(stream_id, after_version, BULK_PAGE)
-            if not page:
-                return
-            if chain is None:
-                chain = await self.chain_after(stream_id, after_version)
-            chain.check(page)
-            for rec in page:
-                yield rec
-            if len(page) < BULK_PAGE:
-                return
-            after_version = chain.version
+        ahead: asyncio.Future[list[Recorded]] | None = asyncio.ensure_future(read(stream_id, after_version, page_size))
+        try:
+            while ahead is not None:
+                page = await ahead
+                ahead = None
+                if not page:
+                    return
+                if len(page) == page_size:
+                    ahead = asyncio.ensure_future(read(stream_id, page[-1].version, page_size))
+                if check:
+                    if chain is None:
+                        chain = await self.chain_after(stream_id, after_version)
+                    chain.check(page)
+                yield page
+        finally:
+            if ahead is not None:
+                # Not awaited: a caller that stops (or is cancelled) does not wait for a read it
+                # will never use; its outcome is collected so nothing is reported unretrieved.
+                ahead.cancel()
+                ahead.add_done_callback(_collect)
 
     async def chain_after(self, stream_id: str, version: int) -> ChainCheck:
         """The chain of a stream continuing after ``version``: the event at that version is read

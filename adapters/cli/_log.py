@@ -13,15 +13,25 @@ None of them creates a database: a missing SQLite file or an old schema is a one
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 from turnlog.adapters.llm import PRESETS, OpenAILLM, ProviderConfig, RecordedLLM, ScriptedLLM
 from turnlog.adapters.stores import open_store
-from turnlog.engine import LLM, ConfigError, ConversationCreated, EventLog, Recorded, rebuild_requests, replay
+from turnlog.engine import (
+    LLM,
+    ConfigError,
+    ConversationCreated,
+    ConversationFold,
+    EventLog,
+    Recorded,
+    rebuild_requests,
+)
 from turnlog.projections import SseProjector, fold_rows, rebuild, render
 
 from ._common import Subparsers, add_command, add_mode, out, unknown_conversation
@@ -48,11 +58,9 @@ def renderer_for(provider: str) -> LLM:
     )
 
 
-async def print_requests(log: EventLog, conversation: str, events: list[Recorded], after: int) -> int:
+async def print_requests(log: EventLog, conversation: str, created: ConversationCreated, after: int) -> int:
     """Every model call: a header line, then the exact body bytes and a newline. Exit 1 if one
     body does not hash to the digest its IterationStarted recorded."""
-    created = events[0].event
-    assert isinstance(created, ConversationCreated)  # replay checked it
     llm = renderer_for(created.provider)
     async with contextlib.aclosing(llm) if hasattr(llm, "aclose") else contextlib.nullcontext():  # type: ignore[attr-defined]
         rebuilt = await rebuild_requests(log, conversation, llm)
@@ -78,31 +86,87 @@ async def print_requests(log: EventLog, conversation: str, events: list[Recorded
     return 1 if bad else 0
 
 
+async def replayed_pages(log: EventLog, conversation: str) -> AsyncIterator[list[Recorded]]:
+    """``replay`` in pages: each page checked by the log (hashes and links) and folded by the state
+    machine before it is yielded, so memory stays flat however long the conversation. At an event
+    the fold refuses, the events before it are yielded, then the error is raised (as ``replay``)."""
+    fold = ConversationFold()
+    apply = fold.apply
+    async with contextlib.aclosing(log.iter_pages(conversation)) as pages:
+        async for page in pages:
+            try:
+                for rec in page:
+                    apply(rec)
+            except Exception:
+                done = fold.version - page[0].version + 1
+                if done > 0:
+                    yield page[:done]
+                raise
+            yield page
+
+
+def _blocking(pages: AsyncIterator[list[Recorded]], loop: asyncio.AbstractEventLoop) -> Iterator[Recorded]:
+    """The events of ``pages`` (read on ``loop``) for a synchronous fold run in a worker thread."""
+
+    async def next_page() -> list[Recorded]:
+        return await anext(pages)
+
+    while True:
+        try:
+            page = asyncio.run_coroutine_threadsafe(next_page(), loop).result()
+        except StopAsyncIteration:
+            return
+        yield from page
+
+
 async def cmd_replay(args: argparse.Namespace) -> int:
     log, _ = await open_store(args.db, create=False)
     async with log:
         if await log.last(args.conversation) is None:
             raise unknown_conversation(args.conversation, args.db)
-        events = [rec async for rec in replay(log, args.conversation)]
-        if args.format == "sse":
+        after = args.after
+        if args.format == "requests":
+            # The first event, checked (its hash); the rest is checked by ``rebuild_requests``.
+            async with contextlib.aclosing(log.iter_pages(args.conversation, page_size=1)) as first:
+                created = (await anext(first))[0].event
+            if not isinstance(created, ConversationCreated):
+                raise ConfigError(f"conversation {args.conversation!r} does not begin with conversation_created")
+            return await print_requests(log, args.conversation, created, after)
+        # Read page by page: nothing holds the whole conversation (a million events replay in
+        # the memory of one page).
+        async with contextlib.aclosing(replayed_pages(log, args.conversation)) as pages:
+            if args.format in ("transcript", "messages"):
+                # The folds are synchronous: fed page by page from this loop in a worker thread.
+                events = _blocking(pages, asyncio.get_running_loop())
+                if args.format == "transcript":
+                    out(await asyncio.to_thread(render, events))
+                else:
+                    rows = await asyncio.to_thread(fold_rows, args.conversation, events)
+                    for row in rows:
+                        out(json.dumps(msgspec.to_builtins(row), ensure_ascii=False) + "\n")
+                return 0
             proj = SseProjector(args.mode)
-            for rec in events:
-                frame = proj.frame(rec)
-                if frame is not None and rec.version > args.after:
-                    out(frame)
-        elif args.format == "transcript":
-            out(render(events))
-        elif args.format == "requests":
-            return await print_requests(log, args.conversation, events, args.after)
-        elif args.format == "events":
-            for rec in events:
-                if rec.version > args.after:
-                    line = {k: v for k, v in msgspec.structs.asdict(rec).items() if k not in ("payload", "event")}
-                    line["event"] = msgspec.to_builtins(rec.event)
-                    out(json.dumps(line, ensure_ascii=False) + "\n")
-        else:
-            for row in fold_rows(args.conversation, events):
-                out(json.dumps(msgspec.to_builtins(row), ensure_ascii=False) + "\n")
+            frame = proj.frame
+            async for page in pages:
+                shown: list[bytes] = []
+                if args.format == "sse":
+                    for rec in page:
+                        f = frame(rec)
+                        if f is not None and rec.version > after:
+                            shown.append(f)
+                    if shown:
+                        out(b"".join(shown))
+                else:
+                    lines: list[str] = []
+                    for rec in page:
+                        if rec.version > after:
+                            line = {
+                                k: v for k, v in msgspec.structs.asdict(rec).items() if k not in ("payload", "event")
+                            }
+                            line["event"] = msgspec.to_builtins(rec.event)
+                            lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+                    if lines:
+                        out("".join(lines))
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -33,6 +33,10 @@ class Reply:
     seed: int | None = None
     piece_min: int = 1
     piece_max: int = 64
+    #: Random pieces for this many body bytes only, then ``BIG_PIECE``-byte pieces (None: random
+    #: pieces to the end). A large recording then plays at the client's speed, not at the speed of
+    #: ~40-byte chunks, while its beginning (every event of a small one) still comes in pieces.
+    random_until: int | None = None
     #: Pause between pieces (seconds).
     delay: float = 0.0
     #: After this many body bytes: stop sending and hold the connection open (idle timeouts).
@@ -52,6 +56,30 @@ class Request:
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
+
+
+#: The piece size after ``Reply.random_until`` (one HTTP chunk, one socket write).
+BIG_PIECE = 1 << 16
+
+
+def _pieces(reply: Reply) -> Iterator[bytes]:
+    """``reply.body`` in the pieces it is sent in, made as they are sent (no list of them all)."""
+    body = reply.body
+    until = len(body) if reply.random_until is None else min(reply.random_until, len(body))
+    pos = 0
+    if reply.seed is not None and until:
+        rng = random.Random(reply.seed)
+        lo, hi = reply.piece_min, reply.piece_max
+        while pos < until:
+            size = rng.randint(lo, hi)
+            yield body[pos : pos + size]
+            pos += size
+    elif reply.random_until is None and body:
+        yield body  # no seed: the body whole
+        return
+    while pos < len(body):
+        yield body[pos : pos + BIG_PIECE]
+        pos += BIG_PIECE
 
 
 def pieces(body: bytes, seed: int | None, lo: int = 1, hi: int = 64) -> list[bytes]:
@@ -168,7 +196,7 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> bool:
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
     await writer.drain()
     sent = 0
-    for piece in pieces(reply.body, reply.seed, reply.piece_min, reply.piece_max):
+    for piece in _pieces(reply):
         for limit, action in ((reply.reset_at, "reset"), (reply.stall_at, "stall")):
             if limit is not None and sent + len(piece) > limit:
                 head_part = piece[: limit - sent]
@@ -180,7 +208,8 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> bool:
                     return False
                 await asyncio.sleep(3600)  # cancelled when the server closes
         writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-        await writer.drain()
+        if reply.delay or len(piece) >= BIG_PIECE or writer.transport.get_write_buffer_size() >= BIG_PIECE:
+            await writer.drain()  # small pieces queue up to 64 KiB before waiting on the socket
         sent += len(piece)
         if reply.delay:
             await asyncio.sleep(reply.delay)

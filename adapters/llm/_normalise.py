@@ -199,28 +199,70 @@ class StreamNormalizer:
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def event(self, name: str, data: str) -> list[LLMChunk]:
-        """Chunks of one SSE event. Raises ``MalformedStream`` for data that is not a JSON chunk."""
+    def event(self, name: str, data: str | bytes) -> list[LLMChunk]:
+        """Chunks of one SSE event (its data as text, or as the UTF-8 bytes the wire reader cut).
+        Raises ``MalformedStream`` for data that is not a JSON chunk."""
         if not data:
             return []
-        if data == "[DONE]":
+        if data == b"[DONE]" or data == "[DONE]":
             self.done = True
             return []
         self.events += 1
         if name == "error":
+            text = data.decode("utf-8", "replace") if type(data) is bytes else data
             try:
-                payload: Any = _decode_any(data)
+                payload: Any = _decode_any(text)
             except msgspec.DecodeError:
-                payload = data
+                payload = text
             return [
                 ErrorChunk(error_text(payload, self._redact) or "the provider sent an error event without a message")
             ]
         try:
             chunk = _decode_chunk(data)
         except msgspec.DecodeError as exc:
+            if type(data) is bytes:
+                # Not UTF-8 (or not JSON): read as text with replacement characters, as the text
+                # decoder of the body would, and decide on that (counted once).
+                self.events -= 1
+                return self.event(name, data.decode("utf-8", "replace"))
             raise MalformedStream(
                 f"event {self.events} is not a JSON chunk ({exc}): {clip(data, 200, self._redact)!r}"
             ) from None
+        # The common events (a piece of answer or reasoning text, maybe the finish reason) in one
+        # pass: exactly what ``_chunk`` makes of them; anything else (tool calls, usage, errors,
+        # several choices, text parts as lists) takes ``_chunk``'s general walk.
+        choices = chunk.choices
+        if choices is not None and len(choices) == 1 and chunk.usage is None and chunk.error is None:
+            choice = choices[0]
+            d = choice.delta
+            if (
+                d is not None
+                and choice.usage is None
+                and chunk.x_groq is None
+                and (choice.index == 0 or choice.index is None)
+                and not d.tool_calls
+                and d.function_call is None
+                and not d.refusal
+            ):
+                out: list[LLMChunk] = []
+                reasoning = d.reasoning_content
+                if not reasoning or type(reasoning) is not str:
+                    reasoning = d.reasoning
+                content = d.content
+                if (not reasoning or type(reasoning) is str) and (not content or type(content) is str):
+                    if reasoning:
+                        out.append(ReasoningChunk(reasoning))
+                    elif d.reasoning_details:
+                        text = _details_text(d.reasoning_details)
+                        if text:
+                            out.append(ReasoningChunk(text))
+                    if content:
+                        out.append(TextChunk(content))
+                    reason = choice.finish_reason
+                    if reason:
+                        self.finished = True
+                        out.append(FinishChunk(reason if type(reason) is str else str(reason)))
+                    return out
         return self._chunk(chunk, "delta")
 
     def completion(self, body: bytes) -> list[LLMChunk]:

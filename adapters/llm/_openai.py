@@ -168,8 +168,10 @@ class OpenAILLM:
                 for chunk in await self._json_answer(response):
                     yield chunk
                 return
-            async for chunk in self._events(response, ctype):
-                yield chunk
+            # A list of chunks per piece of the body: one generator hop per piece, not per chunk.
+            async for chunks in self._events(response, ctype):
+                for chunk in chunks:
+                    yield chunk
         finally:
             # Also on aclose()/cancellation: the connection goes back or is dropped, never leaked.
             await response.aclose()
@@ -255,23 +257,30 @@ class OpenAILLM:
                 chunks[i] = ErrorChunk(str(self._error(f"HTTP {status}: {chunk.message}")))
         return chunks
 
-    def _chunks(self, norm: StreamNormalizer, name: str, data: str, status: int) -> list[LLMChunk]:
+    def _chunks(self, norm: StreamNormalizer, name: str, data: str | bytes, status: int) -> list[LLMChunk]:
         try:
             chunks = norm.event(name, data)
         except MalformedStream as exc:
             raise self._error(f"HTTP {status}: {exc}", status=status) from None
+        return self._errors_named(norm, chunks, status)
+
+    def _errors_named(self, norm: StreamNormalizer, chunks: list[LLMChunk], status: int) -> list[LLMChunk]:
+        """Each error chunk's message as an ``LLMError`` names it (provider, status, where)."""
         for i, chunk in enumerate(chunks):
             if type(chunk) is ErrorChunk:
                 where = f"error inside the stream after {norm.events} events"
                 chunks[i] = ErrorChunk(str(self._error(f"HTTP {status}: {where}: {chunk.message}")))
         return chunks
 
-    async def _events(self, response: httpx.Response, ctype: str) -> AsyncIterator[LLMChunk]:
+    async def _events(self, response: httpx.Response, ctype: str) -> AsyncIterator[list[LLMChunk]]:
         status = response.status_code
         norm = StreamNormalizer(self._mask)
+        event = norm.event
         reader = SseEvents()
         idle = self.timeouts.idle
-        text_pieces = response.aiter_text()
+        # Bytes, not text: the wire reader cuts lines in bytes and the JSON is decoded from them
+        # (no incremental UTF-8 decoding of the body; bench/parse_throughput.py).
+        text_pieces = response.aiter_bytes()
         try:
             while True:
                 try:
@@ -291,16 +300,37 @@ class OpenAILLM:
                         f"({type(exc).__name__}: {exc or 'closed by the server'})",
                         status=status,
                     ) from None
-                for name, data in reader.feed(text):
-                    for chunk in self._chunks(norm, name, data, status):
-                        yield chunk
-                    if norm.done:
-                        return
-            for name, data in reader.close():
-                for chunk in self._chunks(norm, name, data, status):
-                    yield chunk
+                out: list[LLMChunk] = []
+                try:
+                    for name, data in reader.feed_bytes(text):
+                        # ``_chunks``, inlined for the common event (no error chunk in it).
+                        try:
+                            got = event(name, data)
+                        except MalformedStream as exc:
+                            raise self._error(f"HTTP {status}: {exc}", status=status) from None
+                        for chunk in got:
+                            if type(chunk) is ErrorChunk:
+                                got = self._errors_named(norm, got, status)
+                                break
+                        out += got
+                        if norm.done:
+                            break
+                finally:
+                    if out:  # on a malformed event too: the chunks before it are the output so far
+                        yield out
                 if norm.done:
                     return
+            out = []
+            try:
+                for name, data in reader.close_bytes():
+                    out += self._chunks(norm, name, data, status)
+                    if norm.done:
+                        break
+            finally:
+                if out:
+                    yield out
+            if norm.done:
+                return
             if not norm.done and not norm.finished:
                 if "event-stream" not in ctype:
                     raise self._error(

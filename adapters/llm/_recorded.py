@@ -1,7 +1,8 @@
 """RecordedLLM: replays raw provider responses (``.sse`` files) through the real client.
 
 Each model call of a turn is answered by the next recording, served by a ``LocalServer`` on
-127.0.0.1 in random-sized pieces, and read by the same ``OpenAILLM`` (httpx, SSE parser,
+127.0.0.1 in random-sized pieces (its first ``random_until`` bytes; the rest of a large one in
+64 KiB pieces), and read by the same ``OpenAILLM`` (httpx, SSE parser,
 normaliser) that talks to real providers. So a stream recorded from a provider replays in a
 test exactly as the provider would have sent it:
 
@@ -46,14 +47,27 @@ class Recording:
         path = Path(source)
         return cls(path.read_bytes(), name=path.name)
 
-    def reply(self, seed: int | None, piece_max: int) -> Reply:
+    def reply(self, seed: int | None, piece_max: int, random_until: int | None = None) -> Reply:
         stripped = self.body.lstrip()
         is_json = stripped.startswith((b"{", b"["))
         status = self.status
         if status is None:
             status = 400 if is_json and b'"error"' in stripped else 200
         ctype = self.content_type or ("application/json" if is_json else "text/event-stream")
-        return Reply(body=self.body, status=status, content_type=ctype, seed=seed, piece_max=piece_max)
+        return Reply(
+            body=self.body,
+            status=status,
+            content_type=ctype,
+            seed=seed,
+            piece_max=piece_max,
+            random_until=random_until,
+        )
+
+
+#: How much of each recording is sent in random small pieces by default: every recording of the
+#: corpus whole (the largest is a few KB), and the first thousand or so events of a large one.
+#: The rest goes in 64 KiB pieces: a 300k-delta recording plays in seconds, not a minute.
+RANDOM_UNTIL = 1 << 18
 
 
 class RecordedLLM:
@@ -69,6 +83,7 @@ class RecordedLLM:
         model: str = "recorded-model",
         seed: int | None = 0,
         piece_max: int = 64,
+        random_until: int | None = RANDOM_UNTIL,
         round_trip_reasoning: bool = False,
         idle_timeout: float = 10.0,
     ) -> None:
@@ -77,6 +92,9 @@ class RecordedLLM:
         self.round_trip_reasoning = round_trip_reasoning
         self.seed = seed
         self.piece_max = piece_max
+        #: Random pieces for this many bytes of each recording, then 64 KiB pieces (None: random
+        #: pieces to the end, for a test that wants every event of a large recording split).
+        self.random_until = random_until
         self.calls = 0
         #: The request bodies received, in order.
         self.bodies: list[bytes] = []
@@ -90,7 +108,7 @@ class RecordedLLM:
     def _reply(self, request: Request) -> Reply:
         index = len(self._server.requests) - 1
         seed = None if self.seed is None else self.seed + index
-        return self.recordings[index].reply(seed, self.piece_max)
+        return self.recordings[index].reply(seed, self.piece_max, self.random_until)
 
     async def start(self) -> RecordedLLM:
         if self._client is None:

@@ -1,4 +1,4 @@
-"""The SSE wire reader: server-sent events from the text pieces of a response body."""
+"""The SSE wire reader: server-sent events from the pieces (bytes or text) of a response body."""
 
 from __future__ import annotations
 
@@ -6,21 +6,82 @@ from httpx_sse._decoders import SSELineDecoder
 
 
 class SseEvents:
-    """Server-sent events from text pieces, by the WHATWG rules: lines split by httpx-sse's
-    ``SSELineDecoder`` (CR, LF or CRLF, across piece boundaries); fields interpreted here with a
-    fast path for ``data: `` lines. httpx-sse's ``SSEDecoder`` does the same field work at about
-    2.7 us per event, a third of the adapter's time on a 100k-event stream; this does it in
-    under 1 us. ``tests/adapters/test_wire.py`` checks both give the same events.
+    """Server-sent events from the pieces of a body, by the WHATWG rules, two ways:
+
+    - ``feed_bytes`` (what the adapter uses): bytes in, each event's data as bytes. Lines are cut
+      with ``bytes.split`` (CR and CRLF made LF first, across piece boundaries) and the JSON is
+      decoded from the bytes: no text decoding, no per-line decoder (bench/parse_throughput.py).
+    - ``feed``: text pieces, lines split by httpx-sse's ``SSELineDecoder`` (CR, LF or CRLF,
+      across piece boundaries), fields interpreted here with a fast path for ``data: `` lines.
+
+    ``tests/adapters/test_wire.py`` and ``tests/perf_behaviour/test_wire_bytes.py`` check both
+    give httpx-sse's events, whatever the piece boundaries.
 
     ``id`` and ``retry`` are read and ignored (a model stream is never resumed); comments and
     unknown fields are ignored; an event is dispatched at a blank line when it has data."""
 
-    __slots__ = ("_data", "_event", "_lines")
+    __slots__ = ("_bdata", "_buf", "_cr", "_data", "_event", "_lines")
 
     def __init__(self) -> None:
         self._lines = SSELineDecoder()
         self._event = ""
         self._data: list[str] = []
+        # The bytes path (``feed_bytes``): the unfinished line, whether the last piece ended
+        # with CR (a LF opening the next piece is then the same line break), the data lines.
+        self._buf = b""
+        self._cr = False
+        self._bdata: list[bytes] = []
+
+    # -- bytes: what the adapter reads (no text decoding; JSON is decoded from the bytes) --------
+
+    def feed_bytes(self, piece: bytes) -> list[tuple[str, bytes]]:
+        """Events completed by this piece of the body, their data as bytes (UTF-8, undecoded: a
+        line break never falls inside a UTF-8 character, so bytes split where text would). The
+        same rules as ``feed``: lines end at CR, LF or CRLF, across piece boundaries."""
+        if not piece:
+            return []
+        if self._cr:
+            self._cr = False
+            if piece[:1] == b"\n":
+                piece = piece[1:]
+        buf = self._buf + piece if self._buf else piece
+        if b"\r" in buf:
+            self._cr = buf[-1:] == b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._buf = buf
+            return []
+        self._buf = buf[end + 1 :]
+        return self._byte_fields(buf[:end].split(b"\n"))
+
+    def close_bytes(self) -> list[tuple[str, bytes]]:
+        """The end of the body: a last event without its blank line is still dispatched."""
+        rest, self._buf = self._buf, b""
+        return self._byte_fields([rest, b""] if rest else [b""])
+
+    def _byte_fields(self, lines: list[bytes]) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        data = self._bdata
+        for line in lines:
+            if not line:
+                if data:
+                    out.append((self._event or "message", data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = self._bdata = []
+                self._event = ""
+            elif line[:6] == b"data: ":
+                data.append(line[6:])
+            elif line[0] != 58:  # not a comment (":")
+                name, _, value = line.partition(b":")
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"data":
+                    data.append(value)
+                elif name == b"event":
+                    self._event = value.decode("utf-8", "replace")
+        return out
+
+    # -- text -----------------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         return self._fields(self._lines.decode(text))

@@ -41,31 +41,27 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from turnlog.engine import (
-    GENESIS_HASH,
     PAGE,
     Checkpoint,
-    ConcurrencyError,
     EventLog,
     LogError,
     NewEvent,
     Recorded,
     StoreUnavailable,
     load,
-    seal,
+    load_rows,
 )
 
+from ._batcher import AppendBatcher
 from ._checkpoints import CHECKPOINTS, LAST_CHECKPOINT, PG_INSERT_CHECKPOINT, checkpoint_row, load_checkpoint
 from ._migrate import ensure_schema
+from ._pg_append import PgAppender
 from ._pg_listener import Listener
 from ._urls import PgTarget, parse_pg_url
 
 _COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
-_HEAD = "SELECT version, hash FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
-# engine/migrations/versions/0003: lock, re-check the head, insert at max(position) + 1, notify.
-_APPEND = "SELECT turnlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 _READ = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
 _READ_ALL = f"SELECT {_COLS} FROM turnlog_events WHERE position > $1 ORDER BY position LIMIT $2"
 _LAST = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
@@ -119,6 +115,8 @@ class PostgresEventLog(EventLog):
             target, self._channel, self._on_notification, self._wake_all, _UNAVAILABLE, self.poll_interval
         )
         self._closed = False
+        self._appender = PgAppender(pool, self._lock_key, self._channel, target.where, _UNAVAILABLE)
+        self._batcher = AppendBatcher(self._appender.write_group)
 
     @property
     def schema(self) -> str | None:
@@ -174,6 +172,7 @@ class PostgresEventLog(EventLog):
         if self._closed:
             return
         self._closed = True
+        await self._batcher.drain()
         await self._listener.close()
         await self._pool.close()
         await self.engine.dispose()
@@ -198,13 +197,9 @@ class PostgresEventLog(EventLog):
         # arrive before the append returns); on failure it wakes the followers to read.
         self._appending[stream_id] = self._appending.get(stream_id, 0) + 1
         try:
-            async with self._pool.acquire() as conn:
-                sealed = await self._append(conn, stream_id, events, expected_version, recorded_at)
-        except _UNAVAILABLE as exc:
-            self._notify(stream_id)
-            raise StoreUnavailable(
-                f"append to {stream_id!r} failed, the PostgreSQL log at {self.where}: {exc}"
-            ) from None
+            # Appends of several conversations that meet here go in one statement, one commit
+            # (``_batcher``); the result, and when it comes (after the commit), are this one's.
+            sealed = await self._batcher.append(stream_id, events, expected_version, recorded_at)
         except BaseException:
             self._notify(stream_id)
             raise
@@ -217,52 +212,6 @@ class PostgresEventLog(EventLog):
         self._notify(stream_id, sealed)
         return sealed
 
-    async def _append(
-        self,
-        conn: asyncpg.Connection,
-        stream_id: str,
-        events: Sequence[NewEvent],
-        expected_version: int,
-        recorded_at: str,
-    ) -> list[Recorded]:
-        # Two round trips, no client-side transaction: the head is read without the lock (a
-        # stale expected_version fails here, cheaply), the batch is sealed against it, and
-        # turnlog_append re-checks the head under the lock and inserts and commits in one
-        # statement (autocommit), so the lock is never held while this process works.
-        head = await conn.fetchrow(_HEAD, stream_id)
-        actual, head_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
-        if actual != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, actual)
-        # Positions are not hashed: seal from 1 and move them to where the server put the batch.
-        sealed = seal(
-            stream_id, events, head_version=actual, head_hash=head_hash, first_position=1, recorded_at=recorded_at
-        )
-        try:
-            first = await conn.fetchval(
-                _APPEND,
-                self._lock_key,
-                self._channel,
-                stream_id,
-                expected_version,
-                head_hash,
-                recorded_at,
-                [r.version for r in sealed],
-                [r.turn_id for r in sealed],
-                [r.type for r in sealed],
-                [r.schema for r in sealed],
-                [r.prev_hash for r in sealed],
-                [r.hash for r in sealed],
-                [r.payload for r in sealed],
-            )
-        except asyncpg.UniqueViolationError as exc:
-            # Reached only beside a writer that skips the lock (an old build, a hand-run script).
-            raise ConcurrencyError(stream_id, expected_version, -1) from exc
-        if first < 0:
-            raise ConcurrencyError(stream_id, expected_version, -first - 1)
-        if first != 1:
-            sealed = [replace(r, position=first + i) for i, r in enumerate(sealed)]
-        return sealed
-
     # -- reading ------------------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
@@ -273,10 +222,10 @@ class PostgresEventLog(EventLog):
             raise StoreUnavailable(f"read failed, the PostgreSQL log at {self.where}: {exc}") from None
 
     async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:
-        return [_load_row(r) for r in await self._fetch(_READ, stream_id, after_version, limit)]
+        return load_rows(await self._fetch(_READ, stream_id, after_version, limit))
 
     async def read_all(self, after_position: int = 0, limit: int = PAGE) -> list[Recorded]:
-        return [_load_row(r) for r in await self._fetch(_READ_ALL, after_position, limit)]
+        return load_rows(await self._fetch(_READ_ALL, after_position, limit))
 
     async def last(self, stream_id: str) -> Recorded | None:
         rows = await self._fetch(_LAST, stream_id)
