@@ -14,6 +14,13 @@
      │    ├── ConversationExists      conversation_exists  the id is taken
      │    ├── TurnInProgress          turn_in_progress     another turn is live
      │    ├── NoTurnRunning           no_turn_running      a cancel, but no turn of the conversation is live
+     │    ├── TurnAwaitingApproval    awaiting_approval    (a TurnInProgress) the live turn is parked awaiting approval
+     │    ├── NotAwaitingApproval     not_awaiting_approval  a decision, but no turn is parked awaiting one
+     │    ├── UnknownCall             unknown_call         a decision for a call that awaits none
+     │    ├── AlreadyDecided          already_decided      a second decision on one call
+     │    ├── InvalidFork             invalid_fork         a fork's version is not a turn boundary of its parent
+     │    ├── ConversationErasedError conversation_erased  its content was erased: no turn may start, nothing more to erase
+     │    ├── NotEncrypted            not_encrypted        an erase of a conversation written before encryption (cannot be shredded)
      │    ├── MessageTooLarge         too_large            the user message is above the engine's limit
      │    └── ConversationTooLarge    conversation_too_large  the conversation is at its size limit: no new turn
      ├── LLMError                     llm_error            the provider failed: becomes TurnFailed(llm_error)
@@ -137,6 +144,72 @@ class NoTurnRunning(TurnRefused):
         super().__init__(f"conversation {stream_id!r} has no running turn to cancel: {last}")
 
 
+class TurnAwaitingApproval(TurnInProgress):
+    """A new turn (or a resume) in a conversation whose turn is parked awaiting approval."""
+
+    code = "awaiting_approval"
+
+    def __init__(self, stream_id: str, turn_id: str, calls: list[str] | None = None) -> None:
+        TurnRefused.__init__(
+            self,
+            f"conversation {stream_id!r} has turn {turn_id!r} awaiting approval of its tool call(s)"
+            f"{' ' + ', '.join(calls) if calls else ''}: approve or deny them (POST .../approvals, "
+            f"`turnlog approve` / `turnlog deny`) or cancel the turn",
+        )
+        self.stream_id = stream_id
+        self.turn_id = turn_id
+        self.calls = list(calls or [])
+
+
+class NotAwaitingApproval(TurnRefused):
+    """A decision for a conversation whose turn is not parked awaiting approval: nothing written."""
+
+    code = "not_awaiting_approval"
+
+    def __init__(self, stream_id: str, why: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"conversation {stream_id!r} has no turn awaiting approval: {why}")
+
+
+class UnknownCall(TurnRefused):
+    """A decision naming a call that is not awaiting approval in the parked turn."""
+
+    code = "unknown_call"
+
+    def __init__(self, stream_id: str, call_id: str, waiting: list[str]) -> None:
+        self.stream_id = stream_id
+        self.call_id = call_id
+        super().__init__(
+            f"conversation {stream_id!r}: no tool call {call_id!r} awaits approval "
+            f"(awaiting: {', '.join(waiting) or 'none'})"
+        )
+
+
+class AlreadyDecided(TurnRefused):
+    """A second decision on one call: the first stands, nothing written."""
+
+    code = "already_decided"
+
+    def __init__(self, stream_id: str, call_id: str, decision: str) -> None:
+        self.stream_id = stream_id
+        self.call_id = call_id
+        super().__init__(
+            f"conversation {stream_id!r}: tool call {call_id!r} was already decided ({decision}); a decision is final"
+        )
+
+
+class InvalidFork(TurnRefused):
+    """A fork that cannot be made: the version is not a turn boundary of the parent (a turn was
+    live there, or the parent has no such version), or the chain of forks is at its limit.
+    Nothing is written."""
+
+    code = "invalid_fork"
+
+    def __init__(self, stream_id: str, why: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"cannot fork conversation {stream_id!r}: {why}")
+
+
 class MessageTooLarge(TurnRefused):
     """A user message above ``EngineConfig.max_message_bytes``: the turn is refused, nothing is
     written. The same code as a request body that is too large (the HTTP answer is 413)."""
@@ -171,6 +244,30 @@ class ConversationTooLarge(TurnRefused):
             holds = f"its messages with this one come to {size:,} bytes (UTF-8), above the limit of {limit:,}"
         super().__init__(
             f"conversation {stream_id!r} is too large for another turn: {holds} ({what}); start a new conversation"
+        )
+
+
+class ConversationErasedError(TurnRefused):
+    """A turn (or another erase) in a conversation whose content was erased (``ConversationErased``)."""
+
+    code = "conversation_erased"
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"conversation {stream_id!r} was erased: no turn may start in it; start a new conversation")
+
+
+class NotEncrypted(TurnRefused):
+    """An erase of a conversation that has no data key: it was written before encryption was on
+    (or with it off), so its content is in the log in clear and cannot be crypto-shredded."""
+
+    code = "not_encrypted"
+
+    def __init__(self, stream_id: str, why: str = "written before encryption was on") -> None:
+        self.stream_id = stream_id
+        super().__init__(
+            f"conversation {stream_id!r} has no data key ({why}): its content cannot be crypto-shredded; "
+            "nothing was erased"
         )
 
 

@@ -52,6 +52,16 @@ class ToolCall(msgspec.Struct, frozen=True):
 # --- conversation ----------------------------------------------------------------------------
 
 
+class ForkPoint(msgspec.Struct, frozen=True):
+    """Where a forked conversation branches off: its parent's event at ``version`` (a turn
+    boundary), whose chain hash is ``hash``. The hash commits the fork to the parent's history up
+    to there: ``verify`` checks it."""
+
+    conversation_id: str
+    version: int
+    hash: str
+
+
 class ConversationCreated(Event, tag="conversation_created"):
     """Opens a stream. Settings here are the defaults of every turn of the conversation."""
 
@@ -65,6 +75,10 @@ class ConversationCreated(Event, tag="conversation_created"):
     title: str = ""
     #: Who created it (the authenticated principal's subject; "" when unauthenticated).
     subject: str = ""
+    #: A fork's parent and the point it branches off; unset (``msgspec.UNSET``, falsy) when not a
+    #: fork, and then not written at all: a conversation that is not a fork has the bytes it had
+    #: before forks existed. Its history is the parent's turns up to there, then its own.
+    parent: ForkPoint | msgspec.UnsetType = msgspec.UNSET
 
 
 # --- a turn ----------------------------------------------------------------------------------
@@ -89,6 +103,12 @@ class TurnStarted(Event, tag="turn_started"):
     #: The server that runs the turn (its server id; "" for a turn run outside a server): crash
     #: recovery ends the turn at once when that server is known to be gone.
     owner: str = ""
+    #: How the request repeats earlier turns: ``"text"`` (turns recorded before issue 12: each
+    #: turn's user words and last answer only) or ``"full"`` (their tool calls, results and the
+    #: reasoning the provider requires). Recorded so an old turn's requests rebuild exactly.
+    history: str = "text"
+    #: How many of the oldest earlier turns the history trim left out of this turn's requests.
+    history_dropped: int = 0
 
 
 class IterationStarted(Event, tag="iteration_started"):
@@ -178,6 +198,66 @@ class CancelRequested(Event, tag="cancel_requested"):
     reason: str = ""
 
 
+# --- approvals: a person decides on a tool call before it runs ----------------------------------
+
+
+class ApprovalRequested(Event, tag="approval_requested"):
+    """A tool call of ``iteration`` needs a person's decision before it runs: one event per such
+    call (in call order). The first one parks the turn (``awaiting_approval``): no process runs
+    it, nothing waits on a socket, until every call awaiting a decision has one."""
+
+    iteration: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ApprovalDecided(Event, tag="approval_decided"):
+    """A person's decision on a call awaiting approval: ``approve`` or ``deny``, why, and who
+    decided (the principal's tenant and subject); when is the envelope's ``recorded_at``."""
+
+    iteration: int
+    call_id: str
+    decision: str
+    reason: str = ""
+    tenant: str = ""
+    subject: str = ""
+
+
+APPROVAL_DECISIONS = ("approve", "deny")
+
+
+class TurnResumed(Event, tag="turn_resumed"):
+    """A turn taken up again from the log: after the last decision of a parked turn
+    (``cause="approval"``), or by recovery after its process died (``cause="recovery"``). Names
+    the server that runs it from here (``owner``) and who caused it."""
+
+    cause: str
+    owner: str = ""
+    tenant: str = ""
+    subject: str = ""
+
+
+# --- erasure: a conversation's content forgotten on request -------------------------------------
+
+
+#: What a content field reads as once its conversation was erased (its key destroyed): the
+#: projections show it, and collapse a run of erased deltas into one.
+ERASED_TEXT = "[erased]"
+
+
+class ConversationErased(Event, tag="conversation_erased"):
+    """The conversation's content was erased (crypto-shredding: its data key was destroyed; the
+    stored ciphertext stays, so the hash chain still verifies). Who asked (the principal's tenant
+    and subject, or an operator), and why; when is the envelope's ``recorded_at``. Legal when no
+    turn is live; no turn may start after it. ``reason`` is kept in clear: it must not repeat
+    the content it erases."""
+
+    tenant: str = ""
+    subject: str = ""
+    reason: str = ""
+
+
 AnyEvent = Union[
     ConversationCreated,
     TurnStarted,
@@ -191,6 +271,10 @@ AnyEvent = Union[
     TurnFinalized,
     TurnFailed,
     CancelRequested,
+    ApprovalRequested,
+    ApprovalDecided,
+    TurnResumed,
+    ConversationErased,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]
@@ -211,8 +295,10 @@ class NewEvent(msgspec.Struct, frozen=True):
     turn_id: str = ""
 
 
-class Recorded(msgspec.Struct, frozen=True):
-    """An event as the log holds it."""
+class Recorded(msgspec.Struct, frozen=True, gc=False):
+    """An event as the log holds it. ``gc=False``: the cycle collector does not track it (it holds
+    strings, bytes and an event, never a cycle); a replay makes one per event, and tracking them
+    made the collector walk every page read (bench/replay_check.py)."""
 
     stream_id: str
     version: int

@@ -75,7 +75,8 @@ class LLM(Protocol):
     #: Recorded in TurnStarted. Never a secret.
     provider: str
     #: True where the provider rejects a tool-call round trip whose reasoning was dropped
-    #: (DeepSeek-style APIs): the history projection then sends ``reasoning_content`` back.
+    #: (DeepSeek-style APIs): the request builder then sends ``reasoning_content`` back with every
+    #: assistant message that made tool calls, in the turn's own loop and in every later turn.
     round_trip_reasoning: bool
 
     def render(self, request: LLMRequest) -> bytes:

@@ -93,7 +93,8 @@ class Messages(Protocol):
     """The message rows, as the engine needs them."""
 
     async def history(self, log: EventLog, conversation_id: str, head: int) -> Sequence[PriorMessage]:
-        """The messages of the conversation's finished turns (the log is at version ``head``)."""
+        """The messages of the conversation's turns ended at or before version ``head`` (the
+        log's head for a new turn; a fork's parent is asked up to the fork point)."""
         ...
 
     def sink(self, conversation_id: str, version: int) -> CommitSink:

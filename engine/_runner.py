@@ -27,9 +27,10 @@ stream for it (see ``_cancel``).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 
@@ -38,23 +39,36 @@ from ._commit import GroupCommit
 from ._errors import (
     ConcurrencyError,
     ConfigError,
+    ConversationErasedError,
     ConversationExists,
     ConversationNotFound,
     ConversationTooLarge,
     IntegrityError,
     MessageTooLarge,
+    TurnAwaitingApproval,
     TurnInProgress,
 )
-from ._events import ConversationCreated, NewEvent, Recorded, TurnFailed, TurnFinalized, TurnStarted
-from ._failure import TurnFailure
+from ._events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ConversationCreated,
+    ConversationErased,
+    NewEvent,
+    Recorded,
+    TurnFailed,
+    TurnFinalized,
+    TurnStarted,
+)
+from ._fork import fork, history_bytes, prior_for_turn
 from ._llm import LLM
 from ._log import ChainCheck, EventLog
 from ._machine import ConversationFold
 from ._model_call import OutputBudget, utf8_size
 from ._ports import Clock, Ids, Messages, SystemClock, UuidIds
-from ._request import LogHistory, TurnHistory
+from ._request import FULL, LogHistory, TurnHistory
+from ._resume import decide_and_continue, resume_interrupted
 from ._tools import ToolContext, ToolRegistry
-from ._turn import TurnRun
+from ._turn import ApprovalRule, TurnRun, drive
 
 logger = logging.getLogger("turnlog.engine")
 
@@ -85,12 +99,26 @@ class EngineConfig(msgspec.Struct, frozen=True):
     #: ...or when the conversation's log already holds this many events. A conversation under
     #: both limits may pass them by one turn at most (a turn is bounded by the two above).
     max_conversation_events: int = 1_000_000
+    # -- history: what a turn's requests repeat of earlier turns (issue 12) ---------------------
+    #: The token budget of the earlier turns a request repeats (with the system prompt and the
+    #: current message); None repeats them all. Over it, ``history_trim`` leaves out whole turns.
+    history_tokens: int | None = None
+    #: ``(messages, budget) -> messages`` with whole oldest turns left out; None: the default,
+    #: ``trim_oldest_turns`` (characters / 4). See ``engine/_trim.py``.
+    history_trim: Any = None
+    #: The longest chain of forks (a fork of a fork ...): a fork beyond it is refused.
+    max_fork_depth: int = 32
 
     def __post_init__(self) -> None:
         for name in _LIMITS:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ConfigError(f"EngineConfig.{name} must be a positive integer, not {value!r}")
+        budget = self.history_tokens
+        if budget is not None and (type(budget) is not int or budget < 1):
+            raise ConfigError(f"EngineConfig.history_tokens must be a positive integer or None, not {budget!r}")
+        if self.history_trim is not None and not callable(self.history_trim):
+            raise ConfigError("EngineConfig.history_trim must be a callable (messages, budget) -> messages")
 
 
 #: The limits ``EngineConfig`` checks are positive integers.
@@ -103,6 +131,7 @@ _LIMITS = (
     "max_turn_deltas",
     "max_conversation_bytes",
     "max_conversation_events",
+    "max_fork_depth",
 )
 
 
@@ -142,8 +171,12 @@ class TurnEngine:
         clock: Clock | None = None,
         ids: Ids | None = None,
         config: EngineConfig | None = None,
+        approval: ApprovalRule | None = None,
     ) -> None:
+        """``approval(started, tool_name, arguments) -> bool``: whether a call needs a person's
+        decision, beyond the tools declared ``requires_approval`` (a server's policy)."""
         self.log = log
+        self.approval = approval
         self.llm = llm
         self.tools = tools or ToolRegistry()
         self.messages: Messages = messages if messages is not None else LogHistory()
@@ -182,13 +215,31 @@ class TurnEngine:
             recs = await self.log.append(conv, [NewEvent(created)], 0, recorded_at=self.clock.now())
         except ConcurrencyError:
             raise ConversationExists(conv) from None
-        # The projections see the conversation at once (it is listed before its first turn). A
-        # failure is logged, not raised: the conversation exists, and its first turn projects it.
+        await self.project_created(conv, recs)
+        return conv
+
+    async def project_created(self, conv: str, recs: list[Recorded]) -> None:
+        """Hand a new conversation's first event to the rows (it is listed before its first turn).
+        A failure is logged, not raised: the conversation exists, and its first turn projects it."""
         try:
             await self.messages.sink(conv, 0).committed(recs)
         except Exception:
             logger.exception("conversation %s created, not yet projected (its first turn will)", conv)
-        return conv
+
+    async def fork(
+        self,
+        parent_id: str,
+        at_version: int,
+        conversation_id: str | None = None,
+        *,
+        tenant: str | None = None,
+        subject: str = "",
+        title: str | None = None,
+    ) -> str:
+        """A new conversation branching off ``parent_id`` at ``at_version``, a turn boundary (see
+        ``engine/_fork.py``): its history is the parent's up to there. Regenerating an answer or
+        editing a message is a fork before that turn, then a new turn."""
+        return await fork(self, parent_id, at_version, conversation_id, tenant=tenant, subject=subject, title=title)
 
     async def _begin(self, conv: str, req: TurnRequest) -> tuple[TurnRun, list[Recorded]]:
         cfg = self.config
@@ -199,6 +250,10 @@ class TurnEngine:
         if last is None:
             raise ConversationNotFound(conv)
         if type(last.event) not in (ConversationCreated, TurnFinalized, TurnFailed):
+            if type(last.event) is ConversationErased:
+                raise ConversationErasedError(conv)
+            if type(last.event) in (ApprovalRequested, ApprovalDecided):
+                raise TurnAwaitingApproval(conv, last.turn_id)
             raise TurnInProgress(conv, last.turn_id)
         # The log's version is its number of events: one read, already made.
         if last.version >= cfg.max_conversation_events:
@@ -212,9 +267,11 @@ class TurnEngine:
         created = first.event
         if not isinstance(created, ConversationCreated):
             raise IntegrityError(conv, first.version, "the conversation does not start with ConversationCreated")
-        prior = await self.messages.history(self.log, conv, last.version)
+        # Earlier turns: a fork's parents' up to its fork point, then its own; trimmed to the
+        # history budget if one is set (whole oldest turns, recorded in TurnStarted).
+        prior, dropped = await prior_for_turn(self, conv, created, last.version, req.user_message)
         # What the request would carry: the history is in memory already, summing it is cheap.
-        history_size = message_size + sum(utf8_size(m.text) for m in prior)
+        history_size = message_size + history_bytes(prior)
         if history_size > cfg.max_conversation_bytes:
             raise ConversationTooLarge(conv, "max_conversation_bytes", history_size, cfg.max_conversation_bytes)
 
@@ -239,6 +296,8 @@ class TurnEngine:
             tenant=req.tenant,
             subject=req.subject,
             owner=req.owner,
+            history=FULL,
+            history_dropped=dropped,
         )
         history = TurnHistory(prior, started, round_trip_reasoning=self.llm.round_trip_reasoning)
         watch = CancelWatch(self.log, conv, turn_id)
@@ -275,6 +334,7 @@ class TurnEngine:
             commit=commit,
             caller=caller,
             watch=watch,
+            approval=self.approval,
         )
         commit.record(started)
         try:
@@ -289,24 +349,42 @@ class TurnEngine:
         anything is written if the turn cannot start; after that it never raises except
         ``LogError`` (the log itself is unreachable, so nothing could be recorded)."""
         run, first = await self._begin(conversation_id, request)
-        for rec in first:
-            yield rec
-        run.watch.start(run.head)
-        try:
-            async for rec in run.iterate():
+        # aclosing: a consumer that closes this generator closes the turn's (which records it).
+        async with contextlib.aclosing(drive(run, first, run.iterate())) as events:
+            async for rec in events:
                 yield rec
-        except TurnFailure as failure:
-            for rec in await run.fail(failure.reason, failure.message):
+
+    async def decide(
+        self,
+        conversation_id: str,
+        call_id: str,
+        decision: str,
+        *,
+        reason: str = "",
+        tenant: str = "",
+        subject: str = "",
+        owner: str = "",
+    ) -> AsyncIterator[Recorded]:
+        """Record a person's decision on a call of the conversation's parked turn (``approve`` or
+        ``deny``, why, who), yielding it once committed. The decision that completes the turn's
+        set is committed with ``TurnResumed`` (naming ``owner``, the server that runs it on), and
+        the turn goes on here: its events follow, until it ends or parks again. Raises
+        ``NotAwaitingApproval``, ``UnknownCall``, ``AlreadyDecided`` (nothing written)."""
+        turn = decide_and_continue(
+            self, conversation_id, call_id, decision, reason=reason, tenant=tenant, subject=subject, owner=owner
+        )
+        async with contextlib.aclosing(turn) as events:
+            async for rec in events:
                 yield rec
-        except GeneratorExit:
-            await run.fail("cancelled", "the client stopped reading the turn")
-            raise
-        except asyncio.CancelledError:
-            await run.fail("cancelled", "the turn was cancelled")
-            raise
-        except Exception as exc:
-            # A bug, not bad input: still recorded, never escaping with the partial output lost.
-            for rec in await run.fail("internal", f"internal error: {type(exc).__name__}: {exc}"):
+
+    async def resume_turn(
+        self, conversation_id: str, *, owner: str = "", tenant: str = "", subject: str = ""
+    ) -> AsyncIterator[Recorded]:
+        """Take up a turn whose process died (recovery's resume): ``TurnResumed``, then the turn
+        goes on from where the log says it stood (see ``_resume``). Raises ``NoTurnRunning`` when
+        the last turn has ended, ``TurnAwaitingApproval`` when it is parked, and
+        ``ConcurrencyError`` when someone else wrote first (its process is alive after all)."""
+        turn = resume_interrupted(self, conversation_id, owner=owner, tenant=tenant, subject=subject)
+        async with contextlib.aclosing(turn) as events:
+            async for rec in events:
                 yield rec
-        finally:
-            await run.watch.close()

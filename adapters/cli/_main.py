@@ -5,10 +5,15 @@
     turnlog verify [CONVERSATION]
     turnlog rebuild
     turnlog list [--tenant T] [--subject S] [--limit N]
+    turnlog usage [--by conversation|subject|tenant|model|day] [--since --until --prices FILE --format table|json]
+    turnlog otel export CONVERSATION... [--content]
     turnlog db upgrade|current
     turnlog serve [--host --port --llm --tokens --tools MODULE:NAME ...]
     turnlog recover [--older-than SECONDS]
     turnlog cancel CONVERSATION [--reason TEXT] [--tenant T] [--subject S]
+    turnlog approve CONVERSATION CALL_ID [--reason TEXT]; turnlog deny CONVERSATION CALL_ID --reason TEXT
+    turnlog fork CONVERSATION --at N [--id ID] [--tenant T] [--subject S]
+    turnlog erase CONVERSATION... | --subject S [--tenant T] | --older-than DAYS  --reason TEXT
     turnlog chat [--conversation ID] [--system TEXT] [--thinking] [--tools MODULE:NAME] [--record DIR]
     turnlog play RECORDING.sse [...] [--mode full|delta] [--message TEXT] [--seed N] [--tools MODULE:NAME]
     turnlog --version
@@ -23,8 +28,10 @@ the chosen command. Imports point one way: ``_main`` -> the groups -> ``_common`
 
     _demo    demo                       _serve   serve, recover
     _log     replay, verify, rebuild    _llm     chat, play
-    _list    list                       _controls  cancel
-    _db      db upgrade, db current
+    _list    list                       _controls  cancel, approve, deny
+    _usage   usage                      _otel    otel export (the otel extra)
+    _db      db upgrade, db current        _erase   erase (by id, subject, age)
+    _fork    fork
 """
 
 from __future__ import annotations
@@ -39,20 +46,28 @@ from ._common import Subparsers, run
 from ._controls import register as register_controls
 from ._db import register as register_db
 from ._demo import register as register_demo
+from ._erase import register as register_erase
+from ._fork import register as register_fork
 from ._list import register as register_list
 from ._llm import register as register_llm
 from ._log import register as register_log
+from ._otel import register as register_otel
 from ._serve import register as register_serve
+from ._usage import register as register_usage
 
 # In the order of ``turnlog --help``.
 GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     register_demo,
     register_log,
     register_list,
+    register_usage,
+    register_otel,
     register_audit,
     register_db,
     register_serve,
     register_controls,
+    register_erase,
+    register_fork,
     register_llm,
 )
 

@@ -33,7 +33,7 @@ class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     content: dict[str, Any]
     token_count: int | None
     usage: dict[str, Any] | None
-    status: Literal["live", "finalized", "failed"]
+    status: Literal["live", "awaiting_approval", "finalized", "failed"]
     created_at: str
 
 
@@ -139,11 +139,30 @@ class StreamError(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: str
 
 
+class ApprovalRequired(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The data of an ``approval_required`` frame: a tool call waits for a person's decision (the
+    turn is parked; the stream ends after the last such frame). ``arguments``: the model's JSON."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ApprovalDecidedFrame(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The data of an ``approval_decided`` frame: ``decision`` is ``approve`` or ``deny``."""
+
+    call_id: str
+    decision: str
+    reason: str
+
+
 #: The frames of protocol v1 (docs/architecture.md, "SSE protocol v1"), by event name.
 FRAMES: dict[str, tuple[type[msgspec.Struct], bool]] = {
     "process_step": (ProcessStep, True),
     "done": (Done, True),
     "error": (StreamError, False),
+    "approval_required": (ApprovalRequired, True),
+    "approval_decided": (ApprovalDecidedFrame, True),
 }
 
 

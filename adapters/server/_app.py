@@ -3,12 +3,20 @@
     POST /conversations                      {"system_prompt", "provider", "model", ...} -> 201 {"id"}
     POST /conversations/{id}/turns?mode=     {"message", "enabled_tools", "thinking", ...} -> SSE (v1)
     POST /conversations/{id}/cancel          {"reason"} (optional) -> 200 {"turn_id", "version"}: stop the running turn (``_controls``)
+    POST /conversations/{id}/fork            {"at_version"} -> 201 {"id", "parent"}: branch off at a turn boundary (``_fork``)
+    POST /conversations/{id}/approvals?mode= {"call_id", "decision", "reason"} -> SSE: decide on a parked turn's call (``_approvals``)
     GET  /conversations/{id}/events?after=   SSE replay (or from Last-Event-ID), then live to the turn's end
     GET  /conversations?limit=&cursor=       the caller's conversations, newest first, in pages (``_listing``)
     GET  /conversations/{id}                 its settings and state (``_listing``)
     GET  /conversations/{id}/messages        the message rows, in pages (``?limit=&cursor=``; ``_listing``)
+    DELETE /conversations/{id}?reason=       erase its content (crypto-shredding; ``_erase``) -> 200 {"id", "erased"}
     GET  /conversations/{id}/verify          the hash chain, recomputed
     GET  /conversations/{id}/requests        auditors: every request sent to the model, rebuilt and checked
+    GET  /conversations/{id}/log             the events as stored, checked, in pages (``_auditing``)
+    GET  /conversations/{id}/checkpoint      the newest signed checkpoint and what it anchors (``_auditing``)
+    GET  /conversations/{id}/export          ``turnlog export``'s JSON lines, as a download (``_auditing``)
+    GET  /                                   no auth: the web console's page (``_console``; its files under /console)
+    GET  /usage?by=&since=&until=            the tenant's tokens and cost, grouped (``_usage``; usage level)
     GET  /health                             no auth: the store answers
     GET  /openapi.json                       no auth: the OpenAPI 3.1 document of these routes (``_openapi``)
 
@@ -38,16 +46,22 @@ from starlette.routing import Route
 from turnlog.engine import ConfigError, RequestError, verify
 from turnlog.projections import MODES, Mode
 
+from ._approvals import Decide
+from ._auditing import routes as audit_routes
 from ._auth import Principal, principal_of
 from ._bodies import NewConversation, NewTurn, check_texts, read_body
+from ._console import routes as console_routes
 from ._controls import CancelTurn
+from ._erase import routes as erase_routes
 from ._errors import EXCEPTION_HANDLERS, QuietDisconnects
+from ._fork import routes as fork_routes
 from ._frames import SSE_HEADERS
 from ._listing import page_limit
 from ._listing import routes as listing_routes
 from ._openapi import openapi_json
 from ._service import TurnService
 from ._tenancy import Action
+from ._usage import routes as usage_routes
 
 ServiceSource: TypeAlias = "TurnService | Callable[[], AbstractAsyncContextManager[TurnService]]"
 """A service, or a function opening one (an ``asynccontextmanager`` that opens the store, yields
@@ -195,6 +209,21 @@ async def cancel(request: Request) -> Response:
     return JSONResponse({"turn_id": cancelled.turn_id, "version": cancelled.version})
 
 
+async def approve(request: Request) -> Response:
+    """A decision on a call of the parked turn; the turn goes on here once every call is decided,
+    streamed from the decision on (``_approvals``)."""
+    service = _service(request)
+    conv, who = await _conversation(request, "write")
+    mode = _mode(request)
+    cfg = service.config
+    body = await read_body(request, Decide, limit=cfg.max_body, deadline=cfg.body_timeout or None, empty_ok=False)
+    await service.frames.admit(conv, mode)
+    decided = await service.approvals.decide(conv, who, body)
+    headers = {**SSE_HEADERS, "turnlog-turn-id": decided.turn_id, "turnlog-version": str(decided.version)}
+    frames = service.frames.conversation(conv, decided.version - 1, mode)
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
 async def events(request: Request) -> Response:
     conv, _ = await _conversation(request)
     mode, after = _mode(request), _after(request)
@@ -234,9 +263,20 @@ _ROUTES = [
     Route("/conversations", create_conversation, methods=["POST"]),
     Route("/conversations/{id}/turns", start_turn, methods=["POST"]),
     Route("/conversations/{id}/cancel", cancel, methods=["POST"]),
+    Route("/conversations/{id}/approvals", approve, methods=["POST"]),
     Route("/conversations/{id}/events", events, methods=["GET"]),
     Route("/conversations/{id}/verify", verify_conversation, methods=["GET"]),
     Route("/conversations/{id}/requests", requests, methods=["GET"]),
     # GET /conversations, /conversations/{id}, /conversations/{id}/messages (pages): ``_listing``.
     *listing_routes(_service),
+    # POST /conversations/{id}/fork: a conversation branching off at a turn boundary (``_fork``).
+    *fork_routes(_service),
+    # DELETE /conversations/{id}: erasure (``_erase``).
+    *erase_routes(_service),
+    # GET /conversations/{id}/log, .../checkpoint, .../export: ``_auditing``.
+    *audit_routes(_service),
+    # GET /usage: the tenant's tokens and cost (``_usage``).
+    *usage_routes(_service),
+    # GET / and /console/*: the web console (``_console``), not in /openapi.json.
+    *console_routes(),
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from turnlog.projections import PriceTable
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -31,6 +33,19 @@ class ServerConfig:
     checkpoint_every: float = 60.0
     #: The checkpoints' origin line (names the log in the signed body).
     checkpoint_origin: str = "turnlog"
+    #: A principal at this permission level or above may erase any conversation of its tenant
+    #: (``DELETE /conversations/{id}``); below it, only the conversation's owner may.
+    admin_level: int = 100
+    #: Retention (``turnlog serve --retention-days``): erase every conversation whose last event
+    #: is older than this many days (None: keep everything), checked every ``retention_every`` s.
+    retention_days: float | None = None
+    retention_every: float = 3600.0
+    #: A principal at this permission level or above reads its tenant's usage and cost (``GET
+    #: /usage``, ``_usage``); never another tenant's (the CLI's ``turnlog usage`` is the operator's).
+    usage_level: int = 100
+    #: The price table ``GET /usage`` prices tokens with (``turnlog serve --prices FILE``); None:
+    #: every cost is null.
+    prices: PriceTable | None = None
     #: ``GET .../requests`` answers at most this many requests a page (``?limit=``, ``?after=``):
     #: each carries the whole history before it.
     max_requests_page: int = 20
@@ -40,6 +55,9 @@ class ServerConfig:
     #: ``GET .../messages`` answers at most this many message rows a page (``?limit=``,
     #: ``?cursor=``; 422 above it): a long conversation is never one huge answer.
     max_messages_page: int = 200
+    #: ``GET .../log`` (the audit timeline) answers at most this many events a page (``?limit=``,
+    #: ``?after=``; 422 above it).
+    max_log_page: int = 500
     # -- the default policy (``_policy.ServerPolicy``): what a client may choose -----------------
     #: Models a request may name (``model`` in a body). Empty: none, the server decides (the
     #: provider's configured model); a body naming another is a 422.
@@ -68,6 +86,14 @@ class ServerConfig:
     #: per process (host, pid, random). Two running servers may not share one (the second refuses
     #: to start). ``recover_grace`` applies only to turns whose owner cannot be told.
     server_id: str | None = None
+    #: Recovery takes a turn whose server died up again instead of ending it (``TurnResumed``;
+    #: finished tool results reused, the model called again, a started tool run again only if
+    #: idempotent): ``turnlog serve --resume-interrupted``. Default: ended as interrupted.
+    resume_interrupted: bool = False
+    # -- approvals (``_approvals``) ----------------------------------------------------------------
+    #: Tools whose every call a person approves or denies before it runs (the default policy's
+    #: ``needs_approval``; a tool registered ``requires_approval=True`` needs one anyway).
+    approval_tools: tuple[str, ...] = ()
     # -- memory and connections (issue 13): what a careless or hostile client may hold -----------
     #: Bytes the conversation settings cache may hold (counted per entry: its key and what the
     #: checks keep, tenant, subject and provider; never a title or prompt). With

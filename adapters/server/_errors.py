@@ -58,6 +58,20 @@ ERROR_STATUS: Mapping[str, int] = MappingProxyType(
         "provider_unavailable": 409,
         # A cancel, but the conversation's last turn has ended (nothing to stop, nothing written).
         "no_turn_running": 409,
+        # Approvals (``_approvals``): a new turn while one is parked; a decision with no parked
+        # turn, or on a call already decided (nothing written); a call that awaits no decision.
+        "awaiting_approval": 409,
+        "not_awaiting_approval": 409,
+        "already_decided": 409,
+        "unknown_call": 422,
+        # A fork at a version that is not a turn boundary of its parent (``_fork``).
+        "invalid_fork": 422,
+        # Erasure (``_erase``): a turn in an erased conversation, or a second erase; an erase of
+        # a conversation written before encryption (no key: cannot be crypto-shredded).
+        "conversation_erased": 409,
+        "not_encrypted": 409,
+        # An export of a conversation no signed checkpoint covers yet (``_auditing``).
+        "no_checkpoint": 409,
         # A new turn in a conversation at its size limit (EngineConfig); nothing written.
         "conversation_too_large": 413,
         # ?mode=full on a conversation with more events than ServerConfig.max_full_mode_events.

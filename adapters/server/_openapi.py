@@ -1,8 +1,8 @@
 """The service's OpenAPI 3.1 document (``GET /openapi.json``), built from its routes and structs.
 
-Each route has one entry in ``OPERATIONS``, keyed by ``(method, path)`` as the route is declared:
-what it is for, its query parameters and headers, its request body and its answers as msgspec
-structs, and the error codes it may answer with. The builder walks the app's routes and turns the
+Each route has one entry in ``OPERATIONS`` (``_operations``), keyed by ``(method, path)`` as the
+route is declared: what it is for, its query parameters and headers, its request body and its
+answers as msgspec structs, and the error codes it may answer with. The builder walks the app's routes and turns the
 structs into JSON Schemas with ``msgspec.json.schema_components``, so the document cannot name a
 field the code does not have. A route without an entry stops the build with a message saying
 where to add one (``tests/embedding/test_openapi.py`` asks for the document of the real app).
@@ -16,177 +16,17 @@ the running service against the document (``tests/embedding/test_schemathesis.py
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ._answers import FRAMES, Created, Document, Error, Health, Messages, RequestsPage, VerifyReport
-from ._bodies import NewConversation, NewTurn
-from ._controls import Cancelled, CancelTurn
+from ._answers import FRAMES, Document, Error
 from ._errors import ERROR_STATUS
-from ._listing import ConversationDetail, ConversationPage
-
-# -- the per-route table --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Param:
-    """A query parameter or a request header."""
-
-    name: str
-    description: str
-    schema: Mapping[str, Any]
-    where: Literal["query", "header"] = "query"
-
-
-#: What a text/event-stream answer is (protocol v1: docs/architecture.md, "SSE protocol v1").
-SSE = "text/event-stream"
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One route's entry: ``answers`` maps each success status to its struct (or ``SSE``)."""
-
-    summary: str
-    description: str
-    answers: Mapping[int, type[msgspec.Struct] | str]
-    #: Error codes the route answers with, beyond those every route has (``COMMON``).
-    errors: Sequence[str] = ()
-    body: type[msgspec.Struct] | None = None
-    #: False: an empty body is ``{}``.
-    body_required: bool = True
-    params: Sequence[Param] = ()
-    #: Response headers of each success status.
-    headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
-    #: The caller must authenticate (the service's Authenticator): 401 otherwise.
-    auth: bool = True
-    #: The route uses the service and the log: it may answer with the ``COMMON`` codes.
-    common: bool = True
-
-
-#: Codes any route may answer with: the service is not running, the log is down or refuses, or
-#: an event read back does not hold (the answer is an error, never the forged content).
-COMMON = (
-    "not_started",
-    "store_unavailable",
-    "schema_out_of_date",
-    "log_error",
-    "concurrency_conflict",
-    "integrity_broken",
-    "illegal_event",
-    "unknown_event_type",
-    "replay_error",
-)
-#: A path with an ``{id}`` that names no conversation the caller may read; ``http_error`` when it
-#: matches no route at all (an id holding ``/``).
-CONVERSATION = ("not_found", "http_error")
-
-MODE = Param(
-    "mode",
-    "SSE projection: `delta` sends only the new text of each step, `full` the whole text so far",
-    {"enum": ["delta", "full"], "default": "delta"},
-)
-AFTER = Param("after", "only what follows this event version (an SSE frame's id)", {"type": "integer", "minimum": 0})
-LIMIT = Param("limit", "at most this many (the server's page size by default)", {"type": "integer", "minimum": 1})
-CURSOR = Param("cursor", "where the page starts: the `next` of the page before", {"type": "string"})
-LAST_EVENT_ID = Param(
-    "last-event-id", "resume after this frame id (the browser's EventSource sends it)", {"type": "string"}, "header"
-)
-SSE_HEADERS = {"turnlog-turn-id": "the turn started", "turnlog-version": "the version of its TurnStarted event"}
-
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("GET", "/health"): Operation("Health", "The store answers. No authentication.", {200: Health}, auth=False),
-    ("POST", "/conversations"): Operation(
-        "Create a conversation",
-        "Owned by the caller (tenant and subject, recorded in its first event). An empty body takes every default.",
-        {201: Created},
-        ("invalid_body", "too_large"),
-        body=NewConversation,
-        body_required=False,
-        headers={201: {"location": "the conversation's URL, under the path the service is mounted at"}},
-    ),
-    ("POST", "/conversations/{id}/turns"): Operation(
-        "Run a turn",
-        "Starts the turn (a refusal is a JSON error and writes nothing), then streams its SSE frames "
-        "from the log. The turn keeps running if the client disconnects: resume with GET .../events.",
-        {200: SSE},
-        (
-            *CONVERSATION,
-            "forbidden",
-            "invalid_query",
-            "invalid_body",
-            "too_large",
-            "turn_in_progress",
-            "turn_refused",
-            "provider_unavailable",
-            "conversation_too_large",
-            "full_mode_too_large",
-        ),
-        body=NewTurn,
-        params=(MODE,),
-        headers={200: SSE_HEADERS},
-    ),
-    ("POST", "/conversations/{id}/cancel"): Operation(
-        "Cancel the running turn",
-        "Writes the cancel to the log; whichever server runs the turn ends it as failed (cancelled), "
-        "partial output kept. 409 no_turn_running when the last turn has ended.",
-        {200: Cancelled},
-        (*CONVERSATION, "forbidden", "invalid_body", "too_large", "no_turn_running"),
-        body=CancelTurn,
-        body_required=False,
-    ),
-    ("GET", "/conversations/{id}/events"): Operation(
-        "Replay and follow",
-        "The conversation's SSE frames after `after` (or Last-Event-ID), then the live turn's until it ends.",
-        {200: SSE},
-        (*CONVERSATION, "invalid_query", "full_mode_too_large"),
-        params=(MODE, AFTER, LAST_EVENT_ID),
-    ),
-    ("GET", "/conversations"): Operation(
-        "List conversations",
-        "The conversations the caller may read, newest activity first, in pages.",
-        {200: ConversationPage},
-        ("invalid_query",),
-        params=(LIMIT, CURSOR),
-    ),
-    ("GET", "/conversations/{id}"): Operation(
-        "A conversation",
-        "Its settings (from its first event) and its state (turns, usage, whether a turn is running).",
-        {200: ConversationDetail},
-        CONVERSATION,
-    ),
-    ("GET", "/conversations/{id}/messages"): Operation(
-        "Message rows",
-        "The conversation's message rows, folded from the log, in pages.",
-        {200: Messages},
-        (*CONVERSATION, "invalid_query"),
-        params=(LIMIT, CURSOR),
-    ),
-    ("GET", "/conversations/{id}/verify"): Operation(
-        "Verify the hash chain",
-        "Every event's hash recomputed from its stored bytes: 200 when the chain holds, 409 when it is broken.",
-        {200: VerifyReport, 409: VerifyReport},
-        CONVERSATION,
-    ),
-    ("GET", "/conversations/{id}/requests"): Operation(
-        "Requests sent to the model",
-        "Auditors only: each model request rebuilt from the log, with its digest check, in pages.",
-        {200: RequestsPage},
-        (*CONVERSATION, "forbidden", "invalid_query", "provider_unavailable"),
-        params=(
-            AFTER,
-            LAST_EVENT_ID,
-            LIMIT,
-        ),
-    ),
-    ("GET", "/openapi.json"): Operation("This document", "OpenAPI 3.1.", {200: Document}, auth=False, common=False),
-}
-
+from ._operations import COMMON, OPERATIONS, SSE, Operation
 
 # -- the builder ----------------------------------------------------------------------------------
 
@@ -235,11 +75,10 @@ def _operation(method: str, path: str, op: Operation, params: list[str]) -> dict
     if op.auth:
         out["security"] = [{"bearer": []}]
     for status, answer in op.answers.items():
-        content = (
-            {SSE: {"schema": _sse_event()}}
-            if answer == SSE
-            else {"application/json": {"schema": _ref(answer.__name__)}}  # type: ignore[union-attr]
-        )
+        if isinstance(answer, str):  # SSE, or another media type (GET .../export: JSON lines)
+            content = {answer: {"schema": _sse_event() if answer == SSE else {"type": "string"}}}
+        else:
+            content = {"application/json": {"schema": _ref(answer.__name__)}}
         response: dict[str, Any] = {"description": op.summary, "content": content}
         if status in op.headers:
             response["headers"] = {
@@ -315,7 +154,7 @@ def build(routes: Iterable[BaseRoute], *, title: str = "turnlog", version: str =
     """The document for these routes (the app's ``routes``)."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if not isinstance(route, Route):
+        if not isinstance(route, Route) or not route.include_in_schema:  # the console's page is not API
             continue
         for method in sorted(route.methods or ()):
             if method == "HEAD":  # Starlette answers HEAD for every GET
@@ -323,7 +162,7 @@ def build(routes: Iterable[BaseRoute], *, title: str = "turnlog", version: str =
             op = OPERATIONS.get((method, route.path))
             if op is None:
                 raise UndocumentedRoute(
-                    f"route {method} {route.path} has no entry in OPERATIONS (adapters/server/_openapi.py): "
+                    f"route {method} {route.path} has no entry in OPERATIONS (adapters/server/_operations.py): "
                     "add one saying what it answers"
                 )
             paths.setdefault(route.path, {})[method.lower()] = _operation(

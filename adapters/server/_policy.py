@@ -124,6 +124,12 @@ class ServerPolicy:
             refuse("max_tokens", f"Expected `int` <= {cap} (the server's max_tokens cap)")
         return requested
 
+    def needs_approval(self, principal: Principal, tool: str, arguments: str) -> bool:
+        """Whether a call (the tool's name, its arguments as the model sent them) of a turn the
+        principal started waits for a person's decision: ``approval_tools``. Optional on a
+        ``Policy`` (sync); the turn parks until someone decides (``_approvals``)."""
+        return tool in self.config.approval_tools
+
     def decide_tools(self, requested: Sequence[str] | None) -> list[str] | None:
         """The tools a turn enables: ``requested`` within ``allowed_tools``, else the defaults."""
         if requested is None:

@@ -1,7 +1,7 @@
 """turnlog.adapters.stores: where the log and the message rows are kept.
 
 SQLite (the embedded default) and PostgreSQL (several app servers over one database) event logs,
-the SQL message rows and conversation summaries, the schema and its Alembic migrations, and
+the SQL message rows, conversation summaries and usage ledger, the schema and its Alembic migrations, and
 ``open_store``: one factory for a ``--db`` value, used by the CLI, the server, the tests and users.
 ``presence_of(log)``: which servers are running over a log (crash recovery asks it).
 """
@@ -18,6 +18,7 @@ from ._presence import Presence, presence_of
 from ._rows import SqlMessageStore
 from ._sqlite import SqliteEventLog
 from ._urls import PgTarget, is_pg_url, parse_pg_url, redact
+from ._usage import SqlUsageLedger
 
 __all__ = [
     "HEAD_REVISION",
@@ -26,6 +27,7 @@ __all__ = [
     "Presence",
     "SqlConversationIndex",
     "SqlMessageStore",
+    "SqlUsageLedger",
     "SqliteEventLog",
     "Store",
     "current_revision",

@@ -36,7 +36,7 @@ from ._urls import IDENT, is_pg_url, parse_pg_url
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0008"
 #: The revision whose layout the interim create_all built (databases from before migrations).
 LEGACY_REVISION = "0001"
 VERSION_TABLE = "turnlog_alembic_version"

@@ -130,3 +130,41 @@ Index(
     conversations.c.id,
 )
 Index("ix_turnlog_conversations_tenant", conversations.c.tenant, conversations.c.updated_at, conversations.c.id)
+
+# The usage ledger (projections/_usage.py): one row per model call (a ``UsageRecorded`` event,
+# identified by its conversation and version), rebuildable from the log. Reports sum a tenant's
+# (or every tenant's) rows in a time range: one range of one index.
+usage = Table(
+    "turnlog_usage",
+    metadata,
+    Column("conversation_id", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("turn_id", String(200), nullable=False),
+    Column("iteration", Integer, nullable=False),
+    Column("tenant", String(200), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("provider", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("recorded_at", String(40), nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+)
+Index("ix_turnlog_usage_tenant_time", usage.c.tenant, usage.c.recorded_at)
+Index("ix_turnlog_usage_time", usage.c.recorded_at)
+
+# Crypto-shredding (adapters/crypto, issue 15): one data key per conversation. ``key``: the
+# AES-256-GCM data key (wrapped by the master key when one is configured); NULL once erased,
+# with ``erased_at`` set (the tombstone: the conversation is erased, not unencrypted). No row: a
+# conversation written before encryption, readable in clear.
+keys = Table(
+    "turnlog_keys",
+    metadata,
+    Column("conversation_id", String(200), primary_key=True),
+    Column("key", LargeBinary, nullable=True),
+    Column("created_at", String(40), nullable=False),
+    Column("erased_at", String(40), nullable=True),
+)

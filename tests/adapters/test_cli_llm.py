@@ -107,7 +107,8 @@ async def test_chat_reads_stdin_renders_turns_and_keeps_the_key_out(tmp_path: Pa
     assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]  # the history went along
     assert second["model"] == "fake-1"
     db = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert b"you said: and again" in db
+    # The turns were written, their content encrypted at rest (issue 15): the words are not in the file.
+    assert b"turn_finalized" in db and b"you said: and again" not in db
     for text in (out, err, db.decode("latin-1")):
         assert KEY not in text
 

@@ -34,9 +34,16 @@ ALLOWED_TURNLOG = {
     "turnlog.projections.testing": {"turnlog.engine", "turnlog.projections"},
     "turnlog.adapters": set(),
     "turnlog.adapters.llm": {"turnlog.engine"},
-    "turnlog.adapters.stores": {"turnlog.engine", "turnlog.projections"},
-    "turnlog.adapters.server": {"turnlog.engine", "turnlog.projections", "turnlog.adapters.stores"},
+    "turnlog.adapters.crypto": {"turnlog.engine", "turnlog.projections"},
+    "turnlog.adapters.stores": {"turnlog.engine", "turnlog.projections", "turnlog.adapters.crypto"},
+    "turnlog.adapters.server": {
+        "turnlog.engine",
+        "turnlog.projections",
+        "turnlog.adapters.stores",
+        "turnlog.adapters.crypto",
+    },
     "turnlog.adapters.signing": {"turnlog.engine"},
+    "turnlog.adapters.otel": {"turnlog.engine", "turnlog.projections"},
     "turnlog.adapters.cli": {
         "turnlog.engine",
         "turnlog.projections",
@@ -44,6 +51,8 @@ ALLOWED_TURNLOG = {
         "turnlog.adapters.llm",
         "turnlog.adapters.server",
         "turnlog.adapters.signing",
+        "turnlog.adapters.crypto",
+        "turnlog.adapters.otel",
     },
 }
 #: package -> third-party top-level modules it may import (beyond the standard library).
@@ -54,9 +63,12 @@ ALLOWED_THIRD_PARTY = {
     "turnlog.projections.testing": {"msgspec", "pytest", "pytest_asyncio"},
     "turnlog.adapters": set(),
     "turnlog.adapters.llm": {"msgspec", "httpx", "httpx_sse"},
-    "turnlog.adapters.stores": {"msgspec", "sqlalchemy", "aiosqlite", "asyncpg", "alembic"},
+    "turnlog.adapters.crypto": {"msgspec", "cryptography"},
+    "turnlog.adapters.stores": {"msgspec", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "cryptography"},
     "turnlog.adapters.server": {"msgspec", "starlette", "uvicorn"},
     "turnlog.adapters.signing": {"cryptography"},
+    # The otel extra: the API for emitting, the SDK for ``json_lines_provider``.
+    "turnlog.adapters.otel": {"msgspec", "opentelemetry"},
     "turnlog.adapters.cli": {"msgspec", "uvicorn"},
 }
 #: Single modules with a wider allowance, and why.

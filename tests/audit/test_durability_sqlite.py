@@ -19,6 +19,7 @@ LEVELS = {"NORMAL": 1, "FULL": 2, "EXTRA": 3}
 
 async def pragma(log: EventLog) -> tuple[int, int]:
     """``PRAGMA synchronous`` on the log's writer connection and on a reader connection."""
+    log = getattr(log, "wrapped", log)  # open_store's log is encrypted: the SQLite log is under it
     assert isinstance(log, SqliteEventLog)
     values = []
     for engine in (log.writer, log.reader):

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from turnlog.adapters.llm import EchoLLM
-from turnlog.adapters.server import Principal, TokenAuth, TurnService, create_app
+from turnlog.adapters.server import Principal, ServerConfig, TokenAuth, TurnService, create_app
 from turnlog.adapters.stores import open_store
 
 from .conftest import free_port
@@ -57,7 +57,9 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     @contextlib.asynccontextmanager
     async def open_service() -> AsyncIterator[TurnService]:
         async with await open_store(db) as (log, messages):
-            yield TurnService(log, messages, EchoLLM(), tools=host_tools(), authenticate=auth)
+            # usage_level: the tester reads GET /usage too (its answers checked, not only its 403).
+            config = ServerConfig(usage_level=10)
+            yield TurnService(log, messages, EchoLLM(), tools=host_tools(), authenticate=auth, config=config)
 
     config = uvicorn.Config(
         create_app(open_service), host="127.0.0.1", port=free_port(), log_level="error", lifespan="on", ws="none"

@@ -42,6 +42,11 @@ def test_wheel_contains_only_the_turnlog_package(tmp_path: Path) -> None:
         "adapters/stores/migrations/versions/0001_initial.py",
         "projections/pytest_plugin.py",
         "engine/testing/__init__.py",
+        # The web console's files: `turnlog serve` answers / with them.
+        "adapters/server/console/index.html",
+        "adapters/server/console/app.js",
+        "adapters/server/console/style.css",
+        "adapters/server/console/icon.svg",
     ):
         assert f"turnlog/{module}" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
