@@ -5,8 +5,9 @@ A large stream (~100k events) is built by repeating the data events of the recor
 
 - ``httpx aiter_raw``: the bytes only (the floor: network + HTTP/1.1 chunked decoding);
 - ``httpx aiter_text``: plus incremental UTF-8 decoding;
-- ``adapter stream()``: ``OpenAILLM.stream`` (text decoding, WHATWG SSE lines and events,
-  msgspec decoding, normalisation to chunks) — what the engine consumes;
+- ``adapter stream()``: ``OpenAILLM.stream_batches`` (``stream`` in older trees; WHATWG SSE
+  lines and events cut from the bytes, msgspec decoding, normalisation to chunks, every chunk
+  visited) — what the engine consumes (``engine/_model_call.py``);
 - ``normaliser only``: ``StreamNormalizer.event`` over the pre-split events, no I/O.
 
 Run: ``.venv/bin/python bench/parse_throughput.py [--events N]`` (well under a minute).
@@ -76,8 +77,16 @@ async def main(n: int, rounds: int, as_json: bool = False) -> None:
             for _ in range(rounds):
                 t, c = time.perf_counter(), time.process_time()
                 chunks = 0
-                async for _chunk in llm.stream(b"{}"):
-                    chunks += 1
+                # What the engine reads (engine/_model_call.py): the lists of ``stream_batches``
+                # where the adapter has it (every chunk of every list is visited), else ``stream``.
+                batches = getattr(llm, "stream_batches", None)
+                if batches is not None:
+                    async for batch in batches(b"{}"):
+                        for _chunk in batch:
+                            chunks += 1
+                else:
+                    async for _chunk in llm.stream(b"{}"):
+                        chunks += 1
                 keep("adapter stream()", time.perf_counter() - t)
     for _ in range(rounds):
         norm = StreamNormalizer()

@@ -70,7 +70,13 @@ class LLM(Protocol):
     """A model provider. Optionally an adapter also has ``model: str``, the model its bodies name
     when the request names none (``OpenAILLM``: its config's); the engine reads it with
     ``getattr(llm, "model", "")`` to record the model a turn actually calls. It is not a member
-    of the protocol, so adapters without a default model need not declare it."""
+    of the protocol, so adapters without a default model need not declare it.
+
+    An adapter may also have ``stream_batches(body) -> AsyncIterator[list[LLMChunk]]``: the same
+    chunks as ``stream``, in lists (``OpenAILLM``: those of one network piece), so a reader pays
+    one generator hop per list, not per chunk. The engine reads it when there
+    (``getattr(llm, "stream_batches", None)``); it is optional, not a member of the protocol, and
+    a wrapper that overrides ``stream`` must not inherit it (the engine would bypass the wrapper)."""
 
     #: Recorded in TurnStarted. Never a secret.
     provider: str

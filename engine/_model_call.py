@@ -228,17 +228,27 @@ class ModelCall:
         self._outcome = CallOutcome(_finish_calls(calls, iteration), finish, usage)
 
     async def _produce(self, pipe: _Pipe) -> None:
-        stream = self.llm.stream(self.body)
+        batches = getattr(self.llm, "stream_batches", None)  # optional (engine/_llm.py)
+        stream = batches(self.body) if batches is not None else self.llm.stream(self.body)
         items = pipe.items
         limit = pipe.maxsize
         wake = pipe.wake
         try:
-            async for chunk in stream:
-                if len(items) < limit:
-                    items.append(chunk)
-                    wake()
-                else:
-                    await pipe.put(chunk)
+            if batches is not None:
+                async for batch in stream:
+                    if len(items) < limit:  # a list at once (one piece: bounded by its size)
+                        items.extend(batch)
+                        wake()
+                    else:
+                        for chunk in batch:
+                            await pipe.put(chunk)
+            else:
+                async for chunk in stream:
+                    if len(items) < limit:
+                        items.append(chunk)
+                        wake()
+                    else:
+                        await pipe.put(chunk)
             await pipe.put(_END)
         except asyncio.CancelledError:
             raise

@@ -1,9 +1,10 @@
 """OpenAI-compatible stream normalisation: provider JSON in, the engine's chunks out. Pure, no I/O.
 
 ``StreamNormalizer.event(name, data)`` takes one server-sent event (already split by the WHATWG
-rules) and returns the chunks it carries; ``completion(body)`` does the same for a whole JSON
-answer from a server that ignored ``stream: true``. Providers differ in many small ways and the
-rule is to be liberal in what we accept while never inventing or losing a byte of model output:
+rules) and returns the chunks it carries, ``messages(datas, start, out)`` those of many plain
+events at once; ``completion(body)`` those of a whole JSON answer (``stream: true`` ignored).
+Providers differ in many small ways; the rule is to be liberal in what we accept while never
+inventing or losing a byte of model output:
 
 - text: ``delta.content`` as a string, or as a list of parts (``{"type": "text"}`` /
   ``{"type": "thinking"}``, Mistral's Magistral); ``delta.refusal`` is the model's visible
@@ -24,14 +25,13 @@ rule is to be liberal in what we accept while never inventing or losing a byte o
 - errors: an ``event: error`` event, or an ``error`` member next to or instead of ``choices``
   (OpenRouter), become an ``ErrorChunk`` after whatever output the same chunk carried;
 - ``[DONE]`` ends the stream; empty ``choices`` and unknown fields (``logprobs``, padding ``p``,
-  ``provider_metadata``, ``obfuscation``) are skipped without being decoded.
-
-Only choice 0 is read (turnlog never asks for ``n > 1``). Per-event work is O(size of the event).
+  ``provider_metadata``, ``obfuscation``) are skipped without being decoded. Only choice 0 is read
+  (turnlog never asks for ``n > 1``). Per-event work is O(size of the event).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -50,9 +50,10 @@ from turnlog.engine import (
 MAX_ERROR_TEXT = 500
 
 
-class _Delta(msgspec.Struct):
+class _Delta(msgspec.Struct, gc=False):
     # ``Any``: providers disagree on types (content as a list, arguments as an object); the
-    # normaliser checks types itself instead of rejecting the whole chunk.
+    # normaliser checks types itself instead of rejecting the whole chunk. ``gc=False`` (all four):
+    # decoded data holds no cycle, and untracked structs are cheaper to make (one per event).
     content: Any = None
     reasoning_content: Any = None
     reasoning: Any = None
@@ -62,7 +63,7 @@ class _Delta(msgspec.Struct):
     reasoning_details: Any = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     index: Any = 0
     delta: _Delta | None = None
     message: _Delta | None = None
@@ -70,11 +71,11 @@ class _Choice(msgspec.Struct):
     usage: Any = None
 
 
-class _XGroq(msgspec.Struct):
+class _XGroq(msgspec.Struct, gc=False):
     usage: Any = None
 
 
-class _Chunk(msgspec.Struct):
+class _Chunk(msgspec.Struct, gc=False):
     choices: list[_Choice] | None = None
     usage: Any = None
     error: Any = None
@@ -177,6 +178,26 @@ def _details_text(details: Any) -> str:
     return "".join(parts)
 
 
+def _parts(parts: list[Any], out: list[LLMChunk]) -> None:
+    """Chunks of ``content`` sent as a list of parts (strings, text and thinking parts)."""
+    for part in parts:
+        if isinstance(part, str):
+            if part:
+                out.append(TextChunk(part))
+            continue
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "thinking" or kind == "reasoning":
+            text = _text(part.get("thinking", part.get("text")))
+            if text:
+                out.append(ReasoningChunk(text))
+        else:
+            text = part.get("text")
+            if isinstance(text, str) and text:
+                out.append(TextChunk(text))
+
+
 class StreamNormalizer:
     """One per model response. Keeps only the tool-call slot table between events."""
 
@@ -197,8 +218,6 @@ class StreamNormalizer:
         self._names: list[str | None] = []
         self._last = -1
 
-    # -- entry points ---------------------------------------------------------------------------
-
     def event(self, name: str, data: str | bytes) -> list[LLMChunk]:
         """Chunks of one SSE event (its data as text, or as the UTF-8 bytes the wire reader cut).
         Raises ``MalformedStream`` for data that is not a JSON chunk."""
@@ -207,6 +226,10 @@ class StreamNormalizer:
         if data == b"[DONE]" or data == "[DONE]":
             self.done = True
             return []
+        if name != "error":
+            out: list[LLMChunk] = []
+            if self.messages((data,), 0, out):
+                return out
         self.events += 1
         if name == "error":
             text = data.decode("utf-8", "replace") if type(data) is bytes else data
@@ -228,42 +251,58 @@ class StreamNormalizer:
             raise MalformedStream(
                 f"event {self.events} is not a JSON chunk ({exc}): {clip(data, 200, self._redact)!r}"
             ) from None
-        # The common events (a piece of answer or reasoning text, maybe the finish reason) in one
-        # pass: exactly what ``_chunk`` makes of them; anything else (tool calls, usage, errors,
-        # several choices, text parts as lists) takes ``_chunk``'s general walk.
-        choices = chunk.choices
-        if choices is not None and len(choices) == 1 and chunk.usage is None and chunk.error is None:
-            choice = choices[0]
-            d = choice.delta
-            if (
-                d is not None
-                and choice.usage is None
-                and chunk.x_groq is None
-                and (choice.index == 0 or choice.index is None)
-                and not d.tool_calls
-                and d.function_call is None
-                and not d.refusal
-            ):
-                out: list[LLMChunk] = []
-                reasoning = d.reasoning_content
-                if not reasoning or type(reasoning) is not str:
-                    reasoning = d.reasoning
-                content = d.content
-                if (not reasoning or type(reasoning) is str) and (not content or type(content) is str):
-                    if reasoning:
-                        out.append(ReasoningChunk(reasoning))
-                    elif d.reasoning_details:
-                        text = _details_text(d.reasoning_details)
-                        if text:
-                            out.append(ReasoningChunk(text))
-                    if content:
-                        out.append(TextChunk(content))
+        return self._chunk(chunk, "delta")
+
+    def messages(self, datas: Sequence[str | bytes], start: int, out: list[LLMChunk]) -> int:
+        """The chunks of the message events ``datas[start:]`` appended to ``out`` up to the first
+        that needs ``event`` (empty, ``[DONE]``, not a JSON chunk, an ``error`` member: not read
+        here), whose index is returned (``len(datas)``: all read). One choice in a delta takes one
+        pass here (exactly ``_chunk``'s chunks); anything else (usage, ...) ``_chunk``'s walk."""
+        decode = _decode_chunk
+        append = out.append
+        events = self.events
+        for i in range(start, len(datas)):
+            try:
+                chunk = decode(datas[i])  # empty data and ``[DONE]`` fail here too
+            except msgspec.DecodeError:
+                chunk = None
+            if chunk is None or chunk.error is not None:  # for ``event``
+                self.events = events
+                return i
+            events += 1
+            choices = chunk.choices
+            if choices is not None and len(choices) == 1 and chunk.usage is None and chunk.x_groq is None:
+                choice = choices[0]
+                d = choice.delta
+                if d is not None and choice.usage is None and (choice.index == 0 or choice.index is None):
+                    reasoning = d.reasoning_content  # ``_delta``, inlined, then the finish reason
+                    if not reasoning or type(reasoning) is not str:
+                        reasoning = d.reasoning
+                    content = d.content
+                    if (
+                        (not reasoning or type(reasoning) is str)
+                        and (not content or type(content) is str)
+                        and not d.tool_calls
+                        and d.function_call is None
+                    ):
+                        if reasoning:
+                            append(ReasoningChunk(reasoning))
+                        elif d.reasoning_details and (text := _details_text(d.reasoning_details)):
+                            append(ReasoningChunk(text))
+                        if content:
+                            append(TextChunk(content))
+                        if (refusal := d.refusal) and type(refusal) is str:
+                            append(TextChunk(refusal))
+                    else:
+                        self._delta(d, out)  # tool calls, text parts as lists
                     reason = choice.finish_reason
                     if reason:
                         self.finished = True
-                        out.append(FinishChunk(reason if type(reason) is str else str(reason)))
-                    return out
-        return self._chunk(chunk, "delta")
+                        append(FinishChunk(reason if type(reason) is str else str(reason)))
+                    continue
+            out += self._chunk(chunk, "delta")
+        self.events = events
+        return len(datas)
 
     def completion(self, body: bytes) -> list[LLMChunk]:
         """Chunks of a whole (non-streamed) JSON chat completion."""
@@ -281,8 +320,6 @@ class StreamNormalizer:
                 f"the JSON answer has no choices, usage or error: {clip(body.decode('utf-8', 'replace'), 200, self._redact)!r}"
             )
         return out
-
-    # -- the work -------------------------------------------------------------------------------
 
     def _chunk(self, chunk: _Chunk, field: str) -> list[LLMChunk]:
         out: list[LLMChunk] = []
@@ -335,7 +372,7 @@ class StreamNormalizer:
             if type(content) is str:
                 out.append(TextChunk(content))
             elif isinstance(content, list):
-                self._parts(content, out)
+                _parts(content, out)
         refusal = delta.refusal
         if refusal and type(refusal) is str:
             out.append(TextChunk(refusal))
@@ -348,24 +385,6 @@ class StreamNormalizer:
         elif isinstance(delta.function_call, dict):
             # The pre-tools API: one call, no id.
             self._tool({"index": 0, "function": delta.function_call}, 0, out)
-
-    def _parts(self, parts: list[Any], out: list[LLMChunk]) -> None:
-        for part in parts:
-            if isinstance(part, str):
-                if part:
-                    out.append(TextChunk(part))
-                continue
-            if not isinstance(part, dict):
-                continue
-            kind = part.get("type")
-            if kind == "thinking" or kind == "reasoning":
-                text = _text(part.get("thinking", part.get("text")))
-                if text:
-                    out.append(ReasoningChunk(text))
-            else:
-                text = part.get("text")
-                if isinstance(text, str) and text:
-                    out.append(TextChunk(text))
 
     def _tool(self, call: dict[str, Any], position: int, out: list[LLMChunk]) -> None:
         fn = call.get("function")

@@ -1,10 +1,11 @@
 """The OpenAI-compatible streaming client: ``POST {base_url}/chat/completions`` over httpx.
 
 ``OpenAILLM`` implements the engine's LLM port. ``render`` builds the exact body bytes (the engine
-records their digest); ``stream`` sends them and yields normalized chunks
-(``openai_stream.StreamNormalizer``) from the server-sent events, parsed by httpx-sse's WHATWG
-decoders over httpx's incremental UTF-8 text decoder (a piece boundary inside a character or
-between CR and LF is handled there; ``tests/adapters/test_wire.py`` proves it).
+records their digest); ``stream`` sends them and yields normalized chunks (``StreamNormalizer``)
+from the server-sent events, cut from the body's bytes by the WHATWG rules (``SseEvents``: a
+piece boundary inside a character or between CR and LF is handled there;
+``tests/adapters/test_wire.py`` proves it). ``stream_batches`` yields the same chunks as one list
+per network piece (what the engine reads: one generator hop per piece, not per chunk).
 
 Failures raise ``LLMError`` (the engine records ``TurnFailed(llm_error)``) whose message names the
 provider, the HTTP status and the provider's own words, e.g. ``openai: HTTP 429 after 3
@@ -161,17 +162,25 @@ class OpenAILLM:
         return render_body(self.config, request)
 
     async def stream(self, body: bytes) -> AsyncIterator[LLMChunk]:
+        batches = self.stream_batches(body)
+        try:
+            async for chunks in batches:
+                for chunk in chunks:
+                    yield chunk
+        finally:
+            await batches.aclose()  # at once, not when the collector gets to it
+
+    async def stream_batches(self, body: bytes) -> AsyncIterator[list[LLMChunk]]:
+        """``stream``'s chunks, as the lists of chunks of each piece of the body: one generator
+        hop per piece, not per chunk (the engine reads these; see ``engine/_llm.py``)."""
         response = await self._open(body)
         try:
             ctype = response.headers.get("content-type", "")
             if "json" in ctype:
-                for chunk in await self._json_answer(response):
-                    yield chunk
+                yield await self._json_answer(response)
                 return
-            # A list of chunks per piece of the body: one generator hop per piece, not per chunk.
             async for chunks in self._events(response, ctype):
-                for chunk in chunks:
-                    yield chunk
+                yield chunks
         finally:
             # Also on aclose()/cancellation: the connection goes back or is dropped, never leaked.
             await response.aclose()
@@ -275,8 +284,9 @@ class OpenAILLM:
     async def _events(self, response: httpx.Response, ctype: str) -> AsyncIterator[list[LLMChunk]]:
         status = response.status_code
         norm = StreamNormalizer(self._mask)
-        event = norm.event
+        messages = norm.messages
         reader = SseEvents()
+        feed = reader.feed_messages
         idle = self.timeouts.idle
         # Bytes, not text: the wire reader cuts lines in bytes and the JSON is decoded from them
         # (no incremental UTF-8 decoding of the body; bench/parse_throughput.py).
@@ -301,18 +311,18 @@ class OpenAILLM:
                         status=status,
                     ) from None
                 out: list[LLMChunk] = []
+                datas, events = feed(text)
                 try:
-                    for name, data in reader.feed_bytes(text):
-                        # ``_chunks``, inlined for the common event (no error chunk in it).
-                        try:
-                            got = event(name, data)
-                        except MalformedStream as exc:
-                            raise self._error(f"HTTP {status}: {exc}", status=status) from None
-                        for chunk in got:
-                            if type(chunk) is ErrorChunk:
-                                got = self._errors_named(norm, got, status)
+                    i, n = 0, len(datas)
+                    while i < n:  # the fast path: plain message events (``_wire.feed_messages``)
+                        i = messages(datas, i, out)
+                        if i < n:  # one that needs ``event`` ([DONE], an error, malformed data)
+                            out += self._chunks(norm, "message", datas[i], status)
+                            i += 1
+                            if norm.done:
                                 break
-                        out += got
+                    for name, data in events:  # a piece that is not all plain events
+                        out += self._chunks(norm, name, data, status)
                         if norm.done:
                             break
                 finally:
