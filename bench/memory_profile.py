@@ -1,6 +1,9 @@
 """Peak memory of the reading commands on a large conversation: they must stream.
 
-    .venv/bin/python bench/memory_profile.py [--events 1000000] [--db PATH] [--keep]
+    .venv/bin/python bench/memory_profile.py [--events 1000000] [--db PATH] [--skip NAMES] [--json]
+
+``--db PATH`` keeps the built conversation in PATH and reuses it on the next run (building 1M
+events takes a while); without it the file is temporary.
 
 Builds one conversation of N events in a SQLite file (a turn of N - 5 text deltas, appended in
 batches of 10,000 through the log's own ``append``, so every hash is real), then runs each reading

@@ -50,6 +50,34 @@ from ._log import EventLog
 #: ``TurnStarted.history`` of the turns this build starts.
 FULL = "full"
 
+#: A text's parts are joined into one chunk once they are this many: the folds hold an
+#: iteration's text (chunks, each joined once) and at most this many parts, not an object per
+#: delta (the message rows' fold does the same).
+_CHUNK = 4096
+
+
+class _Text:
+    """A text that grows a delta at a time, O(1) per delta; ``join()`` is every part so far."""
+
+    __slots__ = ("chunks", "parts")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.parts: list[str] = []
+
+    def add(self, text: str) -> None:
+        parts = self.parts
+        parts.append(text)
+        if len(parts) >= _CHUNK:
+            self.chunks.append("".join(parts))
+            parts.clear()
+
+    def join(self) -> str:
+        return "".join(self.chunks + self.parts) if self.chunks else "".join(self.parts)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts or self.chunks)
+
 
 class PriorMessage(msgspec.Struct, frozen=True):
     """One message of an earlier turn, as the next request sends it: ``user``, ``assistant``
@@ -88,18 +116,18 @@ class PriorTurns:
         self.text_messages: list[PriorMessage] = []
         self._user: str | None = None
         self._turn: list[PriorMessage] = []
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
+        self._text = _Text()
+        self._reasoning = _Text()
         #: The calls the current iteration asked for, and the results recorded (call id -> text).
         self._calls: list[ToolCall] = []
         self._answered: dict[str, str] = {}
 
     def _end_iteration(self) -> None:
-        text = "".join(self._text)
+        text = self._text.join()
         if self._calls:
             answered = tuple(c for c in self._calls if c.id in self._answered)
             if answered or text:
-                reasoning = "".join(self._reasoning) if answered else ""
+                reasoning = self._reasoning.join() if answered else ""
                 self._turn.append(PriorMessage("assistant", text, answered, "", reasoning))
             self._turn.extend(PriorMessage("tool", content, (), call_id) for call_id, content in self._answered.items())
         elif text:
@@ -110,14 +138,14 @@ class PriorTurns:
     def apply(self, ev: object) -> None:
         cls = type(ev)
         if cls is TextDelta:
-            self._text.append(ev.text)  # type: ignore[attr-defined]
+            self._text.add(ev.text)  # type: ignore[attr-defined]
         elif cls is ReasoningDelta:
-            self._reasoning.append(ev.text)  # type: ignore[attr-defined]
+            self._reasoning.add(ev.text)  # type: ignore[attr-defined]
         elif cls is IterationStarted:
             if self._calls:
                 self._end_iteration()
-            self._text = []
-            self._reasoning = []
+            self._text = _Text()
+            self._reasoning = _Text()
         elif cls is ToolCallsRequested:
             self._calls = list(ev.calls)  # type: ignore[attr-defined]
         elif cls is ToolResultRecorded:
@@ -126,12 +154,12 @@ class PriorTurns:
         elif cls is TurnStarted:
             self._user = ev.user_message  # type: ignore[attr-defined]
             self._turn = [PriorMessage("user", self._user)]  # type: ignore[arg-type]
-            self._text = []
-            self._reasoning = []
+            self._text = _Text()
+            self._reasoning = _Text()
             self._calls = []
             self._answered = {}
         elif (cls is TurnFinalized or cls is TurnFailed) and self._user is not None:
-            text = "".join(self._text)
+            text = self._text.join()
             self._end_iteration()
             self.messages.extend(self._turn)
             self.text_messages.append(PriorMessage("user", self._user))
@@ -139,6 +167,9 @@ class PriorTurns:
                 self.text_messages.append(PriorMessage("assistant", text))
             self._user = None
             self._turn = []
+            # The turn is over: its parts go (the next turn or iteration starts from none).
+            self._text = _Text()
+            self._reasoning = _Text()
 
     def for_turn(self, started: TurnStarted) -> list[PriorMessage]:
         """What ``started``'s requests repeated, as it recorded: in full or as text, without the
@@ -183,28 +214,32 @@ class TurnHistory:
         self.round_trip_reasoning = round_trip_reasoning
         self.messages = prior_messages(started.system_prompt, prior, round_trip_reasoning=round_trip_reasoning)
         self.messages.append({"role": "user", "content": started.user_message})
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
+        self._text = _Text()
+        self._reasoning = _Text()
 
     def apply(self, ev: object) -> None:
         if type(ev) is TextDelta:
-            self._text.append(ev.text)
+            self._text.add(ev.text)
         elif type(ev) is ReasoningDelta:
-            self._reasoning.append(ev.text)
+            self._reasoning.add(ev.text)
         elif type(ev) is IterationStarted:
-            self._text = []
-            self._reasoning = []
+            self._text = _Text()
+            self._reasoning = _Text()
         elif type(ev) is ToolCallsRequested:
             msg: dict[str, Any] = {
                 "role": "assistant",
-                "content": "".join(self._text),
+                "content": self._text.join(),
                 "tool_calls": [_call(c) for c in ev.calls],
             }
             if self.round_trip_reasoning and self._reasoning:
-                msg["reasoning_content"] = "".join(self._reasoning)
+                msg["reasoning_content"] = self._reasoning.join()
             self.messages.append(msg)
         elif type(ev) is ToolResultRecorded:
             self.messages.append({"role": "tool", "tool_call_id": ev.call_id, "content": ev.content})
+        elif type(ev) is TurnFinalized or type(ev) is TurnFailed:
+            # The turn asks for nothing more: its text goes (a last answer is no request's).
+            self._text = _Text()
+            self._reasoning = _Text()
 
     def request(self) -> LLMRequest:
         s = self.started

@@ -21,7 +21,7 @@ from ._messages import MessageFold, MessageRow, fold_rows
 from ._prices import ModelPrice, PriceTable, UsageReport, UsageTotal, price_groups, usage_report
 from ._rows import CommitObserver, MemoryMessageStore, MessageStore, catch_up, history_of, rebuild, row_text
 from ._sse import MODES, Mode, SseProjector, project, stream_sse
-from ._transcript import render
+from ._transcript import render, transcript_lines
 from ._usage import (
     USAGE_DIMENSIONS,
     MemoryUsageLedger,
@@ -72,6 +72,7 @@ __all__ = [
     "row_text",
     "stream_sse",
     "token_details",
+    "transcript_lines",
     "usage_report",
 ]
 

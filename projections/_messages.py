@@ -11,7 +11,9 @@ assistant row holds the output so far and the calls under ``approvals``, each wi
 once made), and ``live`` again when it goes on; the final row keeps ``approvals``.
 
 ``text`` is the answer of the last iteration, as in the seed; earlier iterations' text stays in
-``steps``. Per-delta work is O(1): text is collected in lists and joined once, at the end.
+``steps``. Per-delta work is O(1): text is collected in ``TextParts`` (every few thousand parts
+joined into a chunk, never rejoined) and joined once, at the end; the answer and its text step
+share one.
 """
 
 from __future__ import annotations
@@ -72,8 +74,10 @@ class _TurnRows:
         self.steps = TurnSteps()
         # step index -> step dict; thinking/text steps hold a list of parts until the end.
         self.step_list: list[dict[str, Any]] = []
-        self.parts: dict[int, list[str]] = {}
-        self.text_parts: list[str] = []  # this iteration's answer text
+        self.parts: dict[int, TextParts] = {}
+        #: This iteration's answer text: the parts of its text step (one text step per iteration,
+        #: ``TurnSteps``), the same list, so the answer is held (and joined) once.
+        self.text_parts = TextParts()
         self.tool_calls: list[dict[str, Any]] = []
         self.usage = Usage()
         #: Calls that needed a person's decision, with it once made (call id -> entry).
@@ -94,18 +98,19 @@ class _TurnRows:
             self.user_created_at,
         )
 
-    def _text_step(self, kind: str, index: int, opened: bool, text: str) -> None:
+    def _text_step(self, kind: str, index: int, opened: bool, text: str) -> TextParts:
         if opened:
-            parts: list[str] = []
+            parts = TextParts()
             self.parts[index] = parts
             self.step_list.append({"id": step_id(index), "index": index, "type": kind, "content": parts})
-        _add(self.parts[index], text)
+        parts = self.parts[index]
+        parts.add(text)
+        return parts
 
     def apply(self, ev: object) -> None:
         if type(ev) is TextDelta:
             index, opened = self.steps.text()
-            self._text_step("text", index, opened, ev.text)
-            _add(self.text_parts, ev.text)
+            self.text_parts = self._text_step("text", index, opened, ev.text)
         elif type(ev) is ReasoningDelta:
             index, opened = self.steps.thinking()
             self._text_step("thinking", index, opened, ev.text)
@@ -113,7 +118,7 @@ class _TurnRows:
             self.usage = self.usage + Usage(ev.prompt_tokens, ev.completion_tokens, ev.total_tokens)
         elif type(ev) is IterationStarted:
             self.steps.on_phase(ev)
-            self.text_parts = []
+            self.text_parts = TextParts()
         elif type(ev) is ToolCallsRequested:
             self.tool_calls.extend(
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -156,12 +161,22 @@ class _TurnRows:
                 }
             )
 
-    def assistant_row(self, conversation_id: str, rec: Recorded) -> MessageRow:
+    def assistant_row(self, conversation_id: str, rec: Recorded, *, final: bool = False) -> MessageRow:
+        """The assistant row as of ``rec``. ``final``: the turn ended, nothing more is folded, and
+        the parts are released once joined (before the row's JSON is made: a long answer is held
+        once as text, not also as parts, while it is encoded)."""
         ev = rec.event
+        # The answer is the last text step's content: joined once, the one string in both places.
+        text = self.text_parts.join()
         steps = [
-            {**s, "content": "".join(s["content"])} if isinstance(s.get("content"), list) else s for s in self.step_list
+            {**s, "content": text if s["content"] is self.text_parts else s["content"].join()}
+            if isinstance(s.get("content"), TextParts)
+            else s
+            for s in self.step_list
         ]
-        content: dict[str, Any] = {"text": "".join(self.text_parts), "steps": steps}
+        if final:
+            self.step_list, self.parts, self.text_parts = [], {}, TextParts()
+        content: dict[str, Any] = {"text": text, "steps": steps}
         if self.tool_calls:
             content["tool_calls"] = self.tool_calls
         if self.approvals:
@@ -190,21 +205,38 @@ class _TurnRows:
         )
 
 
-#: A text's parts are joined into one string once they are this many (and at least 1/64 of the
-#: joined head, so the joins copy O(text) in all): memory holds the text, not an object per delta
-#: (a 1M-delta answer is ~4 MB of text, not ~60 MB of parts).
-_COMPACT = 4096
+#: A text's parts are joined into one chunk once they are this many: memory holds the text (in
+#: chunks of a few thousand deltas, each joined once) and at most this many parts, not an object
+#: per delta (a 1M-delta answer is ~4 MB of text, not ~60 MB of parts).
+_CHUNK = 4096
 
 
-def _add(parts: list[str], text: str) -> None:
-    """Append one delta's text. An erased conversation's deltas each read ERASED_TEXT: a run of
-    them is shown once (the last part is never joined away, so the run is still seen)."""
-    if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
-        return
-    parts.append(text)
-    n = len(parts)
-    if n >= _COMPACT and n * 64 >= len(parts[0]):
-        parts[:-1] = ["".join(parts[:-1])]
+class TextParts:
+    """A text that grows a delta at a time, O(1) per delta: ``join()`` is every part so far, in
+    order. An erased conversation's deltas each read ``ERASED_TEXT``: a run of them is kept once
+    (the last part is never chunked away, so the run is still seen)."""
+
+    __slots__ = ("chunks", "parts")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.parts: list[str] = []
+
+    def add(self, text: str) -> None:
+        parts = self.parts
+        if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
+            return
+        parts.append(text)
+        if len(parts) > _CHUNK:
+            self.chunks.append("".join(parts[:-1]))
+            del parts[:-1]
+
+    def join(self) -> str:
+        return "".join(self.chunks + self.parts) if self.chunks else "".join(self.parts)
+
+    def __len__(self) -> int:
+        """How many parts are held outside the chunks (at most ``_CHUNK`` + 1)."""
+        return len(self.parts)
 
 
 class MessageFold:
@@ -235,9 +267,11 @@ class MessageFold:
             return [self._turn.user_row(self.conversation_id, "live")]
         if turn is not None and type(ev) in (TurnFinalized, TurnFailed):
             status = "finalized" if type(ev) is TurnFinalized else "failed"
-            rows = [turn.user_row(self.conversation_id, status), turn.assistant_row(self.conversation_id, rec)]
             self._turn = None
-            return rows
+            return [
+                turn.user_row(self.conversation_id, status),
+                turn.assistant_row(self.conversation_id, rec, final=True),
+            ]
         return []
 
 

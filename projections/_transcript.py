@@ -13,10 +13,9 @@ what changed in a request, not only that its digest did. What it answered, verba
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from turnlog.engine import (
-    ERASED_TEXT,
     ApprovalDecided,
     ApprovalRequested,
     CancelRequested,
@@ -38,6 +37,8 @@ from turnlog.engine import (
     TurnStarted,
     UsageRecorded,
 )
+
+from ._messages import TextParts
 
 #: Longest system prompt shown in a request summary (the full one is on the conversation line).
 CLIP = 40
@@ -81,34 +82,83 @@ class _Names:
         return self._seen[key]
 
 
-def _joined(parts: list[str]) -> str:
-    """Deltas as one text; an erased conversation's (each ``ERASED_TEXT``) as the marker once."""
-    if ERASED_TEXT in parts:
-        parts = [p for i, p in enumerate(parts) if not (p == ERASED_TEXT and i and parts[i - 1] == ERASED_TEXT)]
-    return "".join(parts)
+class _Deltas:
+    """One step's deltas: how many, and their text (``TextParts``: an erased conversation's run
+    of ``ERASED_TEXT`` kept once, the parts joined in chunks of a few thousand), so a step of a
+    million deltas holds its text, not a million strings."""
+
+    __slots__ = ("count", "parts")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.parts = TextParts()
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        self.parts.add(text)
+
+    def line(self, kind: str) -> str:
+        """The step's line; the deltas are released."""
+        text = self.parts.join()
+        self.parts = TextParts()  # the parts go before the text is quoted: one copy less at the peak
+        quoted = _q(text)
+        del text
+        line = f"    {kind} ({self.count} deltas): {quoted}\n"
+        self.count = 0
+        return line
 
 
 def render(events: Iterable[Recorded]) -> str:
+    """The transcript of these events, as one text (``transcript_lines`` joined)."""
+    return "".join(transcript_lines(events))
+
+
+def transcript_lines(events: Iterable[Recorded]) -> Iterator[str]:
+    """The transcript, one line (with its newline) at a time, each yielded as soon as it is known:
+    a step's deltas once the step is over. Memory holds the current step's text and the request
+    builder's messages, never the transcript so far."""
+    shown = False
+    for line in _lines(events):
+        shown = True
+        yield line
+    if not shown:  # no events: one empty line, as ever
+        yield "\n"
+
+
+def _lines(events: Iterable[Recorded]) -> Iterator[str]:
     names = _Names()
     out: list[str] = []
-    thinking: list[str] = []
-    text: list[str] = []
-    # The request builder, fed every event as the engine feeds it: prior turns, then this turn's.
+    thinking = _Deltas()
+    text = _Deltas()
+    # The request builder, fed the events as the engine feeds it (prior turns, then this turn's),
+    # words aside (below).
     prior = PriorTurns()
     history: TurnHistory | None = None
 
     parked = False
 
-    def flush_deltas() -> None:
-        if thinking:
-            out.append(f"    thinking ({len(thinking)} deltas): {_q(_joined(thinking))}")
-            thinking.clear()
-        if text:
-            out.append(f"    text ({len(text)} deltas): {_q(_joined(text))}")
-            text.clear()
+    def flush_deltas() -> Iterator[str]:
+        if thinking.count:
+            yield thinking.line("thinking")
+        if text.count:
+            yield text.line("text")
 
+    # The summary shows a request's roles, never its words: whether an iteration answered with
+    # text decides if its message is there, so the builder is fed the first non-empty text delta
+    # of each iteration and no reasoning (its text is held once, here, not three times).
+    worded = False
     for rec in events:
         ev = rec.event
+        if type(ev) is TextDelta:
+            text.add(ev.text)
+            if worded or not ev.text:
+                continue
+            worded = True
+        elif type(ev) is ReasoningDelta:
+            thinking.add(ev.text)
+            continue
+        elif type(ev) is IterationStarted or type(ev) is TurnStarted:
+            worded = False
         if isinstance(ev, TurnStarted):
             # Round-tripped reasoning changes a message's fields, not its role: not needed here.
             history = TurnHistory(prior.for_turn(ev), ev, round_trip_reasoning=False)
@@ -116,12 +166,8 @@ def render(events: Iterable[Recorded]) -> str:
             history.apply(ev)
         prior.apply(ev)
         if type(ev) is TextDelta:
-            text.append(ev.text)
             continue
-        if type(ev) is ReasoningDelta:
-            thinking.append(ev.text)
-            continue
-        flush_deltas()
+        yield from flush_deltas()
         if isinstance(ev, ConversationCreated):
             out.append(
                 f"conversation {names('conv', rec.stream_id)} provider={ev.provider} model={ev.model} "
@@ -186,7 +232,9 @@ def render(events: Iterable[Recorded]) -> str:
                 f"  resumed v{rec.version} cause={ev.cause} owner={_q(ev.owner)} {_actor(ev.tenant, ev.subject)}"
             )
         parked = type(ev) is ApprovalRequested or type(ev) is ApprovalDecided
-    flush_deltas()
+        for line in out:
+            yield line + "\n"
+        out.clear()
+    yield from flush_deltas()
     if parked:
-        out.append("  parked: awaiting approval")
-    return "\n".join(out) + "\n"
+        yield "  parked: awaiting approval\n"

@@ -32,7 +32,7 @@ from turnlog.engine import (
     Recorded,
     rebuild_requests,
 )
-from turnlog.projections import SseProjector, fold_rows, rebuild, render
+from turnlog.projections import SseProjector, fold_rows, rebuild, transcript_lines
 
 from ._common import Subparsers, add_command, add_mode, out, unknown_conversation
 
@@ -119,6 +119,12 @@ def _blocking(pages: AsyncIterator[list[Recorded]], loop: asyncio.AbstractEventL
         yield from page
 
 
+def _write_lines(lines: Iterator[str]) -> None:
+    for line in lines:
+        sys.stdout.write(line)
+    sys.stdout.flush()
+
+
 async def cmd_replay(args: argparse.Namespace) -> int:
     log, _ = await open_store(args.db, create=False)
     async with log:
@@ -139,7 +145,8 @@ async def cmd_replay(args: argparse.Namespace) -> int:
                 # The folds are synchronous: fed page by page from this loop in a worker thread.
                 events = _blocking(pages, asyncio.get_running_loop())
                 if args.format == "transcript":
-                    out(await asyncio.to_thread(render, events))
+                    # Each line written once known: memory holds one step, not the transcript.
+                    await asyncio.to_thread(_write_lines, transcript_lines(events))
                 else:
                     rows = await asyncio.to_thread(fold_rows, args.conversation, events)
                     for row in rows:
