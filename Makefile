@@ -21,10 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Three pytest processes on a 2-core machine: most tests wait on servers, subprocesses and
-# PostgreSQL, so the suite runs in less than half the time. --dist loadscope keeps a module (or
-# class) on one process, so a module's fixtures (the browser, the servers) start once.
+# PostgreSQL, so the suite runs in less than half the time. --dist loadfile keeps each test file
+# on one process: a module's fixtures (the browser, the servers) start once, and a module's tests
+# that share state (tests/properties/test_fold_model.py) see each other.
 test: lint browsers
-	$(BIN)/pytest -n 3 --dist loadscope
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # The web console's tests (tests/browser) drive Debian's chromium through chromedriver: installed
 # here when missing (as root with apt-get). Without them those tests are skipped, and fail under CI=true.
