@@ -101,6 +101,9 @@ async def cancel_turn(
             continue
         if len(recs) > 1 and messages is not None:
             await messages.catch_up(log, conversation_id)  # a parked turn ended here: its rows too
+            observe = getattr(messages, "observe_turn", None)  # and the whole-turn projections
+            if observe is not None:
+                await observe(log, conversation_id, None)
         return recs[0]
     assert conflict is not None
     raise conflict

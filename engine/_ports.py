@@ -90,7 +90,14 @@ class CommitSink(Protocol):
 
 
 class Messages(Protocol):
-    """The message rows, as the engine needs them."""
+    """The message rows, as the engine needs them.
+
+    A store may also have ``observe_turn(log, conversation_id, started) -> None`` (awaitable): a
+    turn taken up again (an approval's decision, recovery's resume) or cancelled while parked has
+    ended, and its batches reached the rows by ``catch_up`` rather than through a turn's ``sink``;
+    whole-turn projections (``MessageStore.observers``: tracing) read it from the log from its
+    ``TurnStarted`` at version ``started`` (None: the newest turn's, for a parked turn a cancel
+    ended). The engine calls it when there (``getattr``); it is optional, not in the protocol."""
 
     async def history(self, log: EventLog, conversation_id: str, head: int) -> Sequence[PriorMessage]:
         """The messages of the conversation's turns ended at or before version ``head`` (the

@@ -77,6 +77,7 @@ from ._turn import TurnRun, drive
 
 #: Batches after which the rows of a turn taken up again are caught up from the log.
 _ROWS_CHANGE = (ApprovalRequested, ApprovalDecided, TurnResumed, TurnFinalized, TurnFailed)
+_TURN_ENDS = (TurnFinalized, TurnFailed)
 
 
 class _Stand:
@@ -88,6 +89,8 @@ class _Stand:
         self.prior = PriorTurns(inherited)
         self.history: TurnHistory | None = None
         self.started: TurnStarted | None = None
+        #: The version of the newest turn's TurnStarted.
+        self.started_version = 0
         #: The current iteration's requested calls, in order; its decisions by call id.
         self.calls: list[ToolCall] = []
         self.decisions: dict[str, ApprovalDecided] = {}
@@ -102,7 +105,7 @@ class _Stand:
         if cls is TurnStarted:
             # As the turn's requests were built (rebuild_requests folds it the same way).
             self.history = TurnHistory(self.prior.for_turn(ev), ev, round_trip_reasoning=self.round_trip)
-            self.started = ev
+            self.started, self.started_version = ev, rec.version
             self.calls, self.decisions, self.usage, self.out_bytes, self.deltas = [], {}, Usage(), 0, 0
         elif self.history is not None:
             self.history.apply(ev)
@@ -132,18 +135,21 @@ async def _stand(engine: Any, conv: str) -> _Stand:
 
 class _CatchUpSink:
     """The row sink of a turn taken up again: its batches that park, resume or end the turn bring
-    the rows up to the log (``Messages.catch_up``), before they are shown."""
+    the rows up to the log (``Messages.catch_up``), before they are shown. The batch that ends it
+    also hands the whole turn to the store's observers (``observe_turn``, where the store has it:
+    they never saw the turn's batches, which went to the rows by catch-up)."""
 
-    __slots__ = ("_conv", "_log", "_messages")
+    __slots__ = ("_conv", "_log", "_messages", "_started")
 
-    def __init__(self, messages: Messages, log: EventLog, conv: str) -> None:
-        self._messages, self._log, self._conv = messages, log, conv
+    def __init__(self, messages: Messages, log: EventLog, conv: str, started: int) -> None:
+        self._messages, self._log, self._conv, self._started = messages, log, conv, started
 
     async def committed(self, records: Sequence[Recorded]) -> None:
-        for rec in records:
-            if type(rec.event) in _ROWS_CHANGE:
-                await self._messages.catch_up(self._log, self._conv)
-                return
+        if any(type(rec.event) in _ROWS_CHANGE for rec in records):
+            await self._messages.catch_up(self._log, self._conv)
+        observe = getattr(self._messages, "observe_turn", None)
+        if observe is not None and type(records[-1].event) in _TURN_ENDS:
+            await observe(self._log, self._conv, self._started)
 
 
 def _run_of(engine: Any, conv: str, stand: _Stand) -> TurnRun:
@@ -157,7 +163,7 @@ def _run_of(engine: Any, conv: str, stand: _Stand) -> TurnRun:
         conv,
         turn_id,
         fold.version,
-        _CatchUpSink(engine.messages, engine.log, conv),
+        _CatchUpSink(engine.messages, engine.log, conv, stand.started_version),
         engine.clock,
         flush_events=cfg.flush_events,
         flush_ms=cfg.flush_ms,

@@ -19,12 +19,22 @@ stored one fell behind (the turn's first save writes it).
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from turnlog.engine import CommitSink, EventLog, PriorMessage, Recorded, ToolCall, TurnFailed, TurnFinalized
+from turnlog.engine import (
+    CommitSink,
+    EventLog,
+    PriorMessage,
+    Recorded,
+    ToolCall,
+    TurnFailed,
+    TurnFinalized,
+    TurnStarted,
+)
 
 from ._conversations import (
     SUMMARY_EVENTS,
@@ -292,6 +302,34 @@ class MessageStore(abc.ABC):
 
     def sink(self, conversation_id: str, version: int) -> _TurnSink:
         return _TurnSink(self, conversation_id, version)
+
+    async def observe_turn(self, log: EventLog, conversation_id: str, started: int | None) -> None:
+        """A turn taken up again (an approval's decision, recovery's resume) or ended while parked
+        (a cancel) has ended: its batches reached the rows by catch-up, not through a turn sink,
+        so the observers are given the whole turn here, read in checked pages from its
+        ``TurnStarted`` (version ``started``; None: the newest turn's, found by reading the
+        conversation) to its end. A failing observer is logged and dropped, as in a turn sink."""
+        if not self.observers:
+            return
+        if started is None:
+            async for rec in log.iter_stream(conversation_id):
+                if type(rec.event) is TurnStarted:
+                    started = rec.version
+            if started is None:
+                return
+        sinks = [o.sink(conversation_id, started - 1) for o in self.observers]
+        async with contextlib.aclosing(log.iter_pages(conversation_id, started - 1)) as pages:
+            async for page in pages:
+                end = next((i for i, rec in enumerate(page) if type(rec.event) in _TERMINAL), None)
+                batch = page if end is None else page[: end + 1]
+                for sink in list(sinks):
+                    try:
+                        await sink.committed(batch)
+                    except Exception:  # as in a turn sink: tracing never fails the caller
+                        logger.exception("a commit observer of conversation %s failed", conversation_id)
+                        sinks.remove(sink)
+                if end is not None:
+                    return
 
     async def catch_up(self, log: EventLog, conversation_id: str) -> int:
         return await catch_up(log, self, conversation_id)
