@@ -13,11 +13,13 @@ import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
-from turnlog.adapters.llm import PRESETS, ProviderConfig
 from turnlog.engine import ConfigError, ConversationNotFound, ToolRegistry, TurnlogError
+
+if TYPE_CHECKING:  # the model adapters load (httpx) only in the commands that call a model
+    from turnlog.adapters.llm import ProviderConfig
 
 DEFAULT_DB = "turnlog.db"
 #: Names the log once for every command (``--db`` still wins).
@@ -90,6 +92,8 @@ def provider_config(env: Mapping[str, str] | None = None) -> ProviderConfig:
     """The model provider of ``chat``, ``demo --llm openai`` and ``serve --llm openai`` (see
     ``ProviderConfig.from_env``). A hosted provider with no key is refused before anything is
     sent: the command says what to set instead of calling a public endpoint without one."""
+    from turnlog.adapters.llm import PRESETS, ProviderConfig
+
     env = os.environ if env is None else env
     config = ProviderConfig.from_env(env)
     if config.api_key() or env.get("OPENAI_BASE_URL") or config.api_key_env is None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 
-from turnlog.adapters.llm import EchoLLM, OpenAILLM
 from turnlog.adapters.stores import open_store
 from turnlog.engine import (
     LLM,
@@ -66,6 +65,8 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 def engine_for(args: argparse.Namespace, log: object, messages: object, created: ConversationCreated) -> TurnEngine:
     """The engine that continues a turn here: the conversation's model (``--llm``), ``--tools``,
     and ``--approval-tool`` names as the server's policy would gate them."""
+    from turnlog.adapters.llm import EchoLLM, OpenAILLM
+
     llm: LLM
     echo = EchoLLM()
     if args.llm == "scripted" or (args.llm == "auto" and created.provider == echo.provider):

@@ -20,7 +20,6 @@ import json
 import sys
 from typing import Any
 
-from turnlog.adapters.llm import OpenAILLM, ScriptedLLM
 from turnlog.adapters.stores import open_store
 from turnlog.engine import LLM, ToolRegistry, TurnEngine, TurnFailed, TurnRequest, replay, verify
 from turnlog.projections import project, stream_sse
@@ -67,6 +66,8 @@ def demo_tools() -> ToolRegistry:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    from turnlog.adapters.llm import OpenAILLM, ScriptedLLM
+
     llm: LLM
     if args.llm == "openai":
         config = provider_config()  # before opening the store: a config error leaves nothing open

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 
-from turnlog.adapters.llm import EchoLLM
 from turnlog.adapters.stores import open_store
 from turnlog.engine import ConversationNotFound, TurnEngine
 
@@ -25,6 +24,8 @@ from ._common import Subparsers, add_command, out, unknown_conversation
 
 
 async def cmd_fork(args: argparse.Namespace) -> int:
+    from turnlog.adapters.llm import EchoLLM
+
     log, messages = await open_store(args.db, create=False)
     async with log:
         # The model is not called: a fork only writes its first event (the parent's provider).

@@ -22,7 +22,6 @@ import contextlib
 import sys
 from typing import TextIO
 
-from turnlog.adapters.llm import OpenAILLM, RecordedLLM, RecordingLLM
 from turnlog.adapters.stores import open_store
 from turnlog.engine import (
     ReasoningDelta,
@@ -59,6 +58,8 @@ def _tools(spec: str | None) -> ToolRegistry:
 
 
 async def cmd_play(args: argparse.Namespace) -> int:
+    from turnlog.adapters.llm import RecordedLLM
+
     tools = _tools(args.tools)
     log, messages = await open_store(args.db)
     async with log, RecordedLLM(args.recordings, seed=args.seed, provider=args.provider, model=args.model) as llm:
@@ -126,6 +127,8 @@ class ChatRenderer:
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
+    from turnlog.adapters.llm import OpenAILLM, RecordingLLM
+
     # Before opening the store: a configuration error leaves nothing open.
     config = provider_config()
     tools = _tools(args.tools)

@@ -21,7 +21,6 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
-from turnlog.adapters.llm import PRESETS, OpenAILLM, ProviderConfig, RecordedLLM, ScriptedLLM
 from turnlog.adapters.stores import open_store
 from turnlog.engine import (
     LLM,
@@ -44,6 +43,8 @@ def renderer_for(provider: str) -> LLM:
     (default openai) comes from the environment (``ProviderConfig.from_env``: ``TURNLOG_MODEL`` is
     the default model); any other preset as shipped. Only the body format and defaults matter:
     nothing is sent."""
+    from turnlog.adapters.llm import PRESETS, OpenAILLM, ProviderConfig, RecordedLLM, ScriptedLLM
+
     if provider == "scripted":
         return ScriptedLLM([])
     if provider == "recorded":

@@ -32,7 +32,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from turnlog.adapters.llm import EchoLLM, OpenAILLM
 from turnlog.adapters.signing import load_signer
 from turnlog.adapters.stores import open_store
 from turnlog.engine import LLM, ConfigError, EngineConfig, Recorded, ToolRegistry, recover
@@ -51,6 +50,8 @@ def _tools(args: argparse.Namespace) -> ToolRegistry:
 
 
 def _model(args: argparse.Namespace) -> LLM:
+    from turnlog.adapters.llm import EchoLLM, OpenAILLM
+
     if args.llm == "openai":
         return OpenAILLM(provider_config())
     return EchoLLM(delay=args.echo_delay)
