@@ -39,6 +39,10 @@ class EncryptedLog(EventLog):
         self.keys = keys
         self.nonces = nonces
         self._ciphers: dict[str, FieldCipher] = {}
+        # stream -> (the sealed batch the inner store handed its followers, the same batch in
+        # plaintext): a follower in this process yields the plaintext this process wrote instead
+        # of decrypting it again. Kept only for followed streams, dropped with their last follower.
+        self._handed: dict[str, tuple[list[Recorded], list[Recorded]]] = {}
 
     # The inner store's own attributes (its engines, its path, checkpoints' SQL...) stay reachable.
     def __getattr__(self, name: str) -> Any:
@@ -87,10 +91,15 @@ class EncryptedLog(EventLog):
         sealed = [NewEvent(cipher.seal(new.event), new.turn_id) for new in events]
         recs = await self.inner.append(stream_id, sealed, expected_version, recorded_at=recorded_at)
         # The caller gets its own events back (plaintext) in the envelopes the store sealed.
-        return [
-            rec if new.event is plain.event else _replace(rec, event=plain.event)
-            for rec, new, plain in zip(recs, sealed, events, strict=True)
+        plain = [
+            rec if new.event is old.event else _replace(rec, event=old.event)
+            for rec, new, old in zip(recs, sealed, events, strict=True)
         ]
+        if stream_id in getattr(self.inner, "_followers", ()):
+            # The inner store woke its followers with ``recs`` (the same list) and none has run
+            # yet (no await since): each meets it in ``follow`` and takes ``plain`` for it.
+            self._handed[stream_id] = (recs, plain)
+        return plain
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -140,11 +149,25 @@ class EncryptedLog(EventLog):
     async def follow(
         self, stream_id: str, after_version: int = 0, *, idle: float | None = None, after_hash: str | None = None
     ) -> AsyncIterator[list[Recorded]]:
-        async with contextlib.aclosing(
-            self.inner.follow(stream_id, after_version, idle=idle, after_hash=after_hash)
-        ) as pages:
-            async for page in pages:
-                yield self._open(await self.cipher(stream_id), page) if page else page
+        # A page that is the batch this process just appended (handed over with the wake-up,
+        # chain-checked by the inner follower over its ciphertext) is yielded as the plaintext
+        # the engine sealed: the same events a decryption would give, without decrypting them.
+        try:
+            async with contextlib.aclosing(
+                self.inner.follow(stream_id, after_version, idle=idle, after_hash=after_hash)
+            ) as pages:
+                async for page in pages:
+                    if not page:
+                        yield page
+                        continue
+                    handed = self._handed.get(stream_id)
+                    if handed is not None and handed[0] is page:
+                        yield handed[1]
+                    else:
+                        yield self._open(await self.cipher(stream_id), page)
+        finally:
+            if stream_id not in getattr(self.inner, "_followers", ()):
+                self._handed.pop(stream_id, None)
 
     async def chain_after(self, stream_id: str, version: int) -> Any:
         return await self.inner.chain_after(stream_id, version)
