@@ -301,6 +301,11 @@ class EventLog(abc.ABC):
                 for rec in page:
                     yield rec
 
+    def followed(self, stream_id: str) -> bool:
+        """Whether a follower in this process follows the stream now (``follow``): a batch this
+        process appends to it is handed to that follower with the wake-up."""
+        return stream_id in self._followers
+
     async def follow(
         self, stream_id: str, after_version: int = 0, *, idle: float | None = None, after_hash: str | None = None
     ) -> AsyncIterator[list[Recorded]]:

@@ -95,7 +95,7 @@ class EncryptedLog(EventLog):
             rec if new.event is old.event else _replace(rec, event=old.event)
             for rec, new, old in zip(recs, sealed, events, strict=True)
         ]
-        if stream_id in getattr(self.inner, "_followers", ()):
+        if self.inner.followed(stream_id):
             # The inner store woke its followers with ``recs`` (the same list) and none has run
             # yet (no await since): each meets it in ``follow`` and takes ``plain`` for it.
             self._handed[stream_id] = (recs, plain)
@@ -166,7 +166,7 @@ class EncryptedLog(EventLog):
                     else:
                         yield self._open(await self.cipher(stream_id), page)
         finally:
-            if stream_id not in getattr(self.inner, "_followers", ()):
+            if not self.inner.followed(stream_id):
                 self._handed.pop(stream_id, None)
 
     async def chain_after(self, stream_id: str, version: int) -> Any:
