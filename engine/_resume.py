@@ -36,8 +36,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ._cancel import CANCEL_ATTEMPTS, CancelWatch
-from ._commit import GroupCommit
+from ._cancel import CANCEL_ATTEMPTS
 from ._errors import (
     AlreadyDecided,
     ConcurrencyError,
@@ -73,7 +72,7 @@ from ._model_call import OutputBudget, utf8_size
 from ._ports import Messages
 from ._request import PriorMessage, PriorTurns, TurnHistory
 from ._tools import ToolContext
-from ._turn import TurnRun, drive
+from ._turn import TurnRun, drive, new_run
 
 #: Batches after which the rows of a turn taken up again are caught up from the log.
 _ROWS_CHANGE = (ApprovalRequested, ApprovalDecided, TurnResumed, TurnFinalized, TurnFailed)
@@ -157,20 +156,6 @@ def _run_of(engine: Any, conv: str, stand: _Stand) -> TurnRun:
     assert fold.turn is not None and started is not None and history is not None
     cfg = engine.config
     turn_id = fold.turn.turn_id
-    watch = CancelWatch(engine.log, conv, turn_id)
-    commit = GroupCommit(
-        engine.log,
-        conv,
-        turn_id,
-        fold.version,
-        _CatchUpSink(engine.messages, engine.log, conv, stand.started_version),
-        engine.clock,
-        flush_events=cfg.flush_events,
-        flush_ms=cfg.flush_ms,
-        fold=fold,
-        history=history,
-        watch=watch,
-    )
     # What the tools knew of their caller and the log did not keep (a username, a workspace) is
     # not known here: the subject stands for the user, as the server sets it.
     caller = ToolContext(
@@ -183,19 +168,8 @@ def _run_of(engine: Any, conv: str, stand: _Stand) -> TurnRun:
     budget = OutputBudget(cfg.max_turn_bytes, cfg.max_turn_deltas)
     budget.bytes_left = max(0, budget.bytes_left - stand.out_bytes)
     budget.deltas_left = max(0, budget.deltas_left - stand.deltas)
-    run = TurnRun(
-        llm=engine.llm,
-        tools=engine.tools,
-        clock=engine.clock,
-        queue_size=cfg.queue_size,
-        budget=budget,
-        fold=fold,
-        history=history,
-        commit=commit,
-        caller=caller,
-        watch=watch,
-        approval=engine.approval,
-    )
+    sink = _CatchUpSink(engine.messages, engine.log, conv, stand.started_version)
+    run = new_run(engine, conv, turn_id, fold.version, sink, fold=fold, history=history, caller=caller, budget=budget)
     run.usage = stand.usage
     run.iteration = fold.turn.iteration
     return run

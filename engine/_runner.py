@@ -34,8 +34,6 @@ from typing import Any
 
 import msgspec
 
-from ._cancel import CancelWatch
-from ._commit import GroupCommit
 from ._errors import (
     ConcurrencyError,
     ConfigError,
@@ -68,7 +66,7 @@ from ._ports import Clock, Ids, Messages, SystemClock, UuidIds
 from ._request import FULL, LogHistory, TurnHistory
 from ._resume import decide_and_continue, resume_interrupted
 from ._tools import ToolContext, ToolRegistry
-from ._turn import ApprovalRule, TurnRun, drive
+from ._turn import ApprovalRule, TurnRun, drive, new_run
 
 logger = logging.getLogger("turnlog.engine")
 
@@ -300,20 +298,6 @@ class TurnEngine:
             history_dropped=dropped,
         )
         history = TurnHistory(prior, started, round_trip_reasoning=self.llm.round_trip_reasoning)
-        watch = CancelWatch(self.log, conv, turn_id)
-        commit = GroupCommit(
-            self.log,
-            conv,
-            turn_id,
-            last.version,
-            self.messages.sink(conv, last.version),
-            self.clock,
-            flush_events=self.config.flush_events,
-            flush_ms=self.config.flush_ms,
-            fold=fold,
-            history=history,
-            watch=watch,
-        )
         caller = ToolContext(
             conversation_id=conv,
             turn_id=turn_id,
@@ -323,22 +307,20 @@ class TurnEngine:
             username=req.username,
             workspace=req.workspace,
         )
-        run = TurnRun(
-            llm=self.llm,
-            tools=self.tools,
-            clock=self.clock,
-            queue_size=self.config.queue_size,
-            budget=OutputBudget(cfg.max_turn_bytes, cfg.max_turn_deltas),
+        run = new_run(
+            self,
+            conv,
+            turn_id,
+            last.version,
+            self.messages.sink(conv, last.version),
             fold=fold,
             history=history,
-            commit=commit,
             caller=caller,
-            watch=watch,
-            approval=self.approval,
+            budget=OutputBudget(cfg.max_turn_bytes, cfg.max_turn_deltas),
         )
-        commit.record(started)
+        run.commit.record(started)
         try:
-            recs = await commit.flush()
+            recs = await run.commit.flush()
         except ConcurrencyError:
             # Another writer (this process or another server) appended first: a turn started there.
             raise TurnInProgress(conv, "(started concurrently)") from None

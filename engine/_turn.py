@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any
 
 from ._cancel import CancelWatch
 from ._commit import GroupCommit
@@ -43,7 +44,7 @@ from ._failure import TurnFailure
 from ._llm import LLM
 from ._machine import LIVE_STATES, ConversationFold, Turn
 from ._model_call import ModelCall, OutputBudget
-from ._ports import Clock
+from ._ports import Clock, CommitSink
 from ._request import TurnHistory
 from ._tool_step import ToolStep
 from ._tools import ToolContext, ToolRegistry
@@ -202,6 +203,51 @@ class TurnRun:
             return committed
         self.commit.record(TurnFailed(reason, message, self.iteration))
         return committed + await self.commit.flush()
+
+
+def new_run(
+    engine: Any,
+    conv: str,
+    turn_id: str,
+    version: int,
+    sink: CommitSink,
+    *,
+    fold: ConversationFold,
+    history: TurnHistory,
+    caller: ToolContext,
+    budget: OutputBudget,
+) -> TurnRun:
+    """A turn's loop over its commit (from ``version``, batches to ``sink``) and its cancel watch,
+    with ``engine``'s log, model, tools, clock and settings: a new turn's (``TurnEngine._begin``)
+    and one taken up again (``_resume``) are built alike."""
+    cfg = engine.config
+    watch = CancelWatch(engine.log, conv, turn_id)
+    commit = GroupCommit(
+        engine.log,
+        conv,
+        turn_id,
+        version,
+        sink,
+        engine.clock,
+        flush_events=cfg.flush_events,
+        flush_ms=cfg.flush_ms,
+        fold=fold,
+        history=history,
+        watch=watch,
+    )
+    return TurnRun(
+        llm=engine.llm,
+        tools=engine.tools,
+        clock=engine.clock,
+        queue_size=cfg.queue_size,
+        budget=budget,
+        fold=fold,
+        history=history,
+        commit=commit,
+        caller=caller,
+        watch=watch,
+        approval=engine.approval,
+    )
 
 
 async def drive(run: TurnRun, first: list[Recorded], body: AsyncIterator[Recorded]) -> AsyncIterator[Recorded]:
