@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from turnlog.adapters.llm import EchoLLM
 from turnlog.adapters.server import Principal, ServerConfig, TokenAuth, TurnService, mount
 from turnlog.adapters.stores import open_store
 from turnlog.engine import ToolRegistry
+
+from ..server.conftest import serving_app
 
 T = TypeVar("T")
 
@@ -164,36 +165,19 @@ class Backend:
             # Served under a mount path, as a host app embeds it: the console's URLs are relative.
             host = Starlette()
             mount(host, MOUNT, self.service)
-            config = uvicorn.Config(
-                host,
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="on",
-                ws="none",
-                timeout_graceful_shutdown=2,
-            )
-            server = uvicorn.Server(config)
-            task = asyncio.get_running_loop().create_task(server.serve())
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn did not start")
-                await asyncio.sleep(0.01)
-            self.server_port = server.servers[0].sockets[0].getsockname()[1]
-            self.proxy = Proxy(self.server_port)
-            await self.proxy.start()
-            self.url = f"http://127.0.0.1:{self.proxy.port}{MOUNT}"
-            self.direct = f"http://127.0.0.1:{self.server_port}{MOUNT}"
-            self._stop = asyncio.Event()
+            async with serving_app(host) as self.server_port:
+                self.proxy = Proxy(self.server_port)
+                await self.proxy.start()
+                self.url = f"http://127.0.0.1:{self.proxy.port}{MOUNT}"
+                self.direct = f"http://127.0.0.1:{self.server_port}{MOUNT}"
+                self._stop = asyncio.Event()
+                ready.set_result(None)
+                await self._stop.wait()
+                await self.proxy.stop()
         except BaseException as exc:
-            ready.set_exception(exc)
+            if not ready.done():
+                ready.set_exception(exc)
             raise
-        ready.set_result(None)
-        await self._stop.wait()
-        await self.proxy.stop()
-        server.should_exit = True
-        await task
         await self.log.close()
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,8 +26,15 @@ FRAME_ID = re.compile(rb"^id: (\d+)$", re.M)
 @contextlib.asynccontextmanager
 async def serving(service: TurnService) -> AsyncIterator[str]:
     """uvicorn serving the service on a free 127.0.0.1 port; yields the base URL."""
+    async with serving_app(create_app(service)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def serving_app(app: Any) -> AsyncIterator[int]:
+    """uvicorn serving an ASGI app (with its lifespan) on a free 127.0.0.1 port; yields the port."""
     config = uvicorn.Config(
-        create_app(service),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -41,9 +49,8 @@ async def serving(service: TurnService) -> AsyncIterator[str]:
             task.result()
             raise RuntimeError("uvicorn did not start")
         await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         await task
