@@ -16,30 +16,13 @@ from turnlog.adapters.llm._normalise import _decode_chunk
 from turnlog.engine import InMemoryEventLog, TextChunk, replay
 from turnlog.projections import fold_rows
 
+from ..adapters.test_wire import TRICKY as WIRE_TRICKY
+from ..adapters.test_wire import httpx_sse_events
 from .conftest import AT, turn_events
 
 CORPUS = Path(os.environ.get("TURNLOG_CORPUS") or Path(__file__).parents[1] / "adapters" / "corpus" / "openai-streams")
-TRICKY = [
-    b'event: error\ndata: {"a":\n data: 1}\n\n',
-    b"data\n\ndata:no-space\n\ndata:  two spaces\n\n",
-    b": comment\nid: 5\nretry: 100\nunknown: x\ndata: after\n\n",
-    b"event: a\n\nevent: b\ndata: x\n\n",
-    b"data: first\rdata: second\r\rdata: crlf\r\n\r\n",
-    b"data: a\r\n\r\ndata: b\r\rdata: c\n\r\ndata: d\r",
-    b"data: \xf0\x9f\x91\x8b\ndata: line2\n\n\n\ndata: last-without-blank",
-]
-
-
-def httpx_sse_events(text: str) -> list[tuple[str, str]]:
-    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
-
-    lines, sse = SSELineDecoder(), SSEDecoder()
-    out = []
-    for line in [*lines.decode(text), *lines.flush(), ""]:
-        ev = sse.decode(line)
-        if ev is not None and ev.data:
-            out.append((ev.event, ev.data))
-    return out
+#: The wire tests' awkward bodies, and one more: CR, CRLF and LF mixed in one body.
+TRICKY = [*WIRE_TRICKY, b"data: a\r\n\r\ndata: b\r\rdata: c\n\r\ndata: d\r"]
 
 
 def bodies() -> list[bytes]:
