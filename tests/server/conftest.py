@@ -31,8 +31,10 @@ async def serving(service: TurnService) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serving_app(app: Any) -> AsyncIterator[int]:
-    """uvicorn serving an ASGI app (with its lifespan) on a free 127.0.0.1 port; yields the port."""
+async def serving_app(app: Any, *, graceful: float = 2.0) -> AsyncIterator[int]:
+    """uvicorn serving an ASGI app (with its lifespan) on a free 127.0.0.1 port; yields the port.
+    Leaving the block shuts uvicorn down as a signal would (connections, then the lifespan's
+    shutdown, ``graceful`` seconds for the connections)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -40,7 +42,7 @@ async def serving_app(app: Any) -> AsyncIterator[int]:
         log_level="warning",
         lifespan="on",
         ws="none",
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=graceful,
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
@@ -76,6 +78,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], health: str, log_path: Path, what: str, timeout: float) -> None:
+    """Until ``health`` answers 200; the process's log in the error if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited {proc.returncode}: {log_path.read_text()}")
+        try:
+            if httpx.get(health, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {timeout} s: {log_path.read_text()}")
+
+
 class ServeProcess:
     """One `turnlog serve` process."""
 
@@ -93,17 +110,7 @@ class ServeProcess:
         )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"turnlog serve exited {self.proc.returncode}: {self.log_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"turnlog serve not ready after {timeout} s: {self.log_path.read_text()}")
+        wait_healthy(self.proc, self.url + "/health", self.log_path, "turnlog serve", timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
