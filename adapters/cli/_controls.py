@@ -37,6 +37,7 @@ from turnlog.engine import (
 from turnlog.projections import SseProjector
 
 from ._common import (
+    FrameOut,
     Subparsers,
     add_command,
     add_mode,
@@ -123,11 +124,15 @@ async def _decide(args: argparse.Namespace, decision: str) -> int:
                 tenant=args.tenant,
                 subject=args.subject,
             )
-            async for rec in turn:
-                frame = projector.frame(rec)
-                if frame is not None:
-                    out(frame)
-                last = rec
+            frames = FrameOut()
+            try:
+                async for rec in turn:
+                    frame = projector.frame(rec)
+                    if frame is not None:
+                        frames(frame)
+                    last = rec
+            finally:
+                frames.close()
         finally:
             if hasattr(engine.llm, "aclose"):
                 await engine.llm.aclose()

@@ -38,6 +38,7 @@ from turnlog.engine import (
 from turnlog.projections import stream_sse
 
 from ._common import (
+    FrameOut,
     Subparsers,
     add_command,
     add_mode,
@@ -68,8 +69,12 @@ async def cmd_play(args: argparse.Namespace) -> int:
         engine = TurnEngine(log, llm, tools=tools, messages=messages)
         conv = await engine.create_conversation(model=args.model)
         request = TurnRequest(args.message, enabled_tools=tools.names())
-        async for frame in stream_sse(engine, conv, request, args.mode):
-            out(frame)
+        frames = FrameOut()
+        try:
+            async for frame in stream_sse(engine, conv, request, args.mode):
+                frames(frame)
+        finally:
+            frames.close()
         last = await log.last(conv)
     assert last is not None
     ev = last.event
