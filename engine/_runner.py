@@ -73,7 +73,7 @@ logger = logging.getLogger("turnlog.engine")
 
 class EngineConfig(msgspec.Struct, frozen=True):
     #: Group commit: flush when this many events are buffered...
-    flush_events: int = 256
+    flush_events: int = 1024
     #: ...or when the oldest buffered event has waited this long.
     flush_ms: float = 5.0
     #: Default cap on model calls per turn (the seed's MAX_ITERATIONS).
