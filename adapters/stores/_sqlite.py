@@ -11,12 +11,14 @@ Why it is built this way:
   instead of spinning on SQLite's busy handler; other processes are serialised by the file lock.
 - Positions are assigned inside the write lock as ``max(position) + 1``: commits are serial, so
   position order is commit order and a reader following positions never skips an event.
-- The hot path uses plain driver SQL with ``executemany``: one round trip per group commit, and
-  one transaction (one WAL sync) for the appends of every conversation that meet (``_batcher``).
+- The hot path uses plain driver SQL, up to 128 rows per INSERT (``_insert``): a few round trips
+  per group commit, and one transaction (one WAL sync) for the appends of every conversation that
+  meet (``_batcher``).
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +51,9 @@ _INSERT = (
     "INSERT INTO turnlog_events (stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, "
     "hash, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The INSERT statements of the hot path, the most rows first: ``_insert`` takes as many of each
+#: as fit. A few fixed shapes, so SQLite compiles each once (the driver's statement cache).
+_INSERTS = tuple((n, _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)) for n in (128, 8, 1))
 # One query for a group: the global max position, and each stream's head (a JSON list of stream
 # ids, in order; each head O(log n) on the (stream_id, version) index).
 _HEADS = (
@@ -75,6 +80,25 @@ def _row(r: Recorded) -> tuple[Any, ...]:
         r.hash,
         r.payload,
     )
+
+
+async def _insert(db: Any, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows, many per statement (``_INSERTS``), in at most three thread hops: a quarter less
+    CPU per row than one row per statement (bench/sqlite_insert.py: 2.9 -> 2.2 µs). The sqlite3
+    module lets go of the GIL around each statement it steps, so the writer thread also takes the
+    GIL back from the busy event loop once per 128 rows instead of after every row."""
+    at = 0
+    for n, sql in _INSERTS:
+        count = (len(rows) - at) // n
+        if not count:
+            continue
+        if n == 1:
+            await db.executemany(sql, rows[at:])
+            return
+        flat = list(itertools.chain.from_iterable(rows[at : at + count * n]))
+        width = 10 * n
+        await db.executemany(sql, [flat[i : i + width] for i in range(0, len(flat), width)])
+        at += count * n
 
 
 def _load_row(r: Any) -> Recorded:
@@ -166,7 +190,7 @@ class SqliteEventLog(EventLog):
                     rows += [_row(r) for r in sealed]
                     done.append((item, sealed))
                 if rows:
-                    await db.executemany(_INSERT, rows)
+                    await _insert(db, rows)
                 await db.commit()
             except sqlite3.IntegrityError:
                 # Unreachable while every writer takes the IMMEDIATE lock first (a writer that
@@ -205,7 +229,7 @@ class SqliteEventLog(EventLog):
             )
             rows = [_row(r) for r in sealed]
             try:
-                await db.executemany(_INSERT, rows)
+                await _insert(db, rows)
             except sqlite3.IntegrityError as exc:
                 raise ConcurrencyError(item.stream_id, item.expected, -1) from exc
             await db.commit()

@@ -68,3 +68,15 @@ async def test_two_appends_racing_on_one_conversation_one_wins(log) -> None:
     assert sorted(type(x).__name__ for x in (a, b)) == ["ConcurrencyError", "list"]
     winner = a if isinstance(a, list) else b
     assert await log.read("c") == winner
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 137, 300])
+async def test_a_batch_of_any_size_is_stored_whole_and_in_order(tmp_path: Path, size: int) -> None:
+    # The SQLite log inserts up to 128 rows per statement (``_insert``): every size around its
+    # shapes (128, 8, 1) stores each event once, in order, with its own columns.
+    async with await SqliteEventLog.open(tmp_path / "t.db") as log:
+        await log.append("before", deltas(3, "t0"), 0, recorded_at=RECORDED_AT)
+        sealed = await log.append("s", deltas(size), 0, recorded_at=RECORDED_AT)
+        assert await log.read("s", limit=size + 10) == sealed
+        assert [r.event.text for r in sealed] == [f"d{i}" for i in range(size)]
+        assert [r.position for r in await log.read_all(limit=size + 10)] == list(range(1, size + 4))
