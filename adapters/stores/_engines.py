@@ -41,6 +41,10 @@ def make_engines(
     _configure(writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     # A small pool of reader connections: opening one per page cost more than reading the page.
     # close() disposes the pool, so nothing lingers to keep the process alive at exit.
-    reader = create_async_engine(url, pool_size=4, max_overflow=4)
+    # No rollback when a reader goes back to the pool (a thread hop for nothing): the log's reads
+    # are single SELECTs that open no transaction, and a SQLAlchemy connection that began one ends
+    # it itself on close. The writer keeps the rollback: its hot path begins transactions on the
+    # driver connection, behind SQLAlchemy's back, and a cancelled one must not hold the lock.
+    reader = create_async_engine(url, pool_size=4, max_overflow=4, pool_reset_on_return=None)
     _configure(reader, begin="BEGIN", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     return writer, reader
