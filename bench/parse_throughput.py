@@ -8,7 +8,11 @@ A large stream (~100k events) is built by repeating the data events of the recor
 - ``adapter stream()``: ``OpenAILLM.stream_batches`` (``stream`` in older trees; WHATWG SSE
   lines and events cut from the bytes, msgspec decoding, normalisation to chunks, every chunk
   visited) — what the engine consumes (``engine/_model_call.py``);
-- ``normaliser only``: ``StreamNormalizer.event`` over the pre-split events, no I/O.
+- ``normaliser only``: ``StreamNormalizer.event`` over the pre-split events, no I/O;
+- ``wire only`` and ``decode only``: the parts of the adapter's work no normaliser change removes,
+  offline: ``SseEvents.feed_messages`` over the body in 64 KiB pieces (httpx's read size), and
+  msgspec decoding each event's data bytes into the normaliser's structs. ``raw + wire + decode``
+  is the adapter's floor here; the ratio it would give is printed as ``ceiling``.
 
 Run: ``.venv/bin/python bench/parse_throughput.py [--events N]`` (well under a minute).
 """
@@ -22,7 +26,16 @@ import time
 from pathlib import Path
 
 import httpx
-from turnlog.adapters.llm import LocalServer, OpenAILLM, ProviderConfig, Reply, StreamNormalizer, Timeouts
+from turnlog.adapters.llm import (
+    LocalServer,
+    OpenAILLM,
+    ProviderConfig,
+    Reply,
+    SseEvents,
+    StreamNormalizer,
+    Timeouts,
+    _normalise,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openai-streams"
 
@@ -95,6 +108,21 @@ async def main(n: int, rounds: int, as_json: bool = False) -> None:
         for data in datas:
             event("message", data)
         keep("normaliser only", time.perf_counter() - t)
+    # The floor (older trees may lack ``feed_messages``: then ``feed_bytes``).
+    cut = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    bdatas = [d.encode() for d in datas]
+    decode = _normalise._decode_chunk
+    for _ in range(rounds):
+        reader = SseEvents()
+        feed = getattr(reader, "feed_messages", reader.feed_bytes)
+        t, c = time.perf_counter(), time.process_time()
+        for piece in cut:
+            feed(piece)
+        keep("wire only", time.perf_counter() - t)
+        t, c = time.perf_counter(), time.process_time()
+        for data in bdatas:
+            decode(data)
+        keep("decode only", time.perf_counter() - t)
 
     floor = results["httpx aiter_raw"]
     if as_json:
@@ -119,6 +147,8 @@ async def main(n: int, rounds: int, as_json: bool = False) -> None:
         f"adapter chunks yielded: {chunks}; adapter events/s / raw events/s = {floor / results['adapter stream()']:.3f}"
         f" (CPU time: {cpu['httpx aiter_raw'] / cpu['adapter stream()']:.3f})"
     )
+    least = floor + results["wire only"] + results["decode only"]
+    print(f"floor raw + wire + decode: {least:.3f} s, ceiling of the ratio {floor / least:.3f}")
 
 
 if __name__ == "__main__":

@@ -257,19 +257,21 @@ class StreamNormalizer:
         """The chunks of the message events ``datas[start:]`` appended to ``out`` up to the first
         that needs ``event`` (empty, ``[DONE]``, not a JSON chunk, an ``error`` member: not read
         here), whose index is returned (``len(datas)``: all read). One choice in a delta takes one
-        pass here (exactly ``_chunk``'s chunks); anything else (usage, ...) ``_chunk``'s walk."""
+        pass here (exactly ``_chunk``'s chunks), a tool-call fragment that only continues a known
+        call's arguments too (exactly ``_tool``'s chunk); anything else ``_delta``'s or
+        ``_chunk``'s walk."""
         decode = _decode_chunk
         append = out.append
-        events = self.events
-        for i in range(start, len(datas)):
+        by_index = self._by_index
+        for i, data in enumerate(datas[start:] if start else datas, start):
             try:
-                chunk = decode(datas[i])  # empty data and ``[DONE]`` fail here too
+                chunk = decode(data)  # empty data and ``[DONE]`` fail here too
             except msgspec.DecodeError:
-                chunk = None
-            if chunk is None or chunk.error is not None:  # for ``event``
-                self.events = events
+                self.events += i - start
                 return i
-            events += 1
+            if chunk.error is not None:  # for ``event``
+                self.events += i - start
+                return i
             choices = chunk.choices
             if choices is not None and len(choices) == 1 and chunk.usage is None and chunk.x_groq is None:
                 choice = choices[0]
@@ -282,7 +284,6 @@ class StreamNormalizer:
                     if (
                         (not reasoning or type(reasoning) is str)
                         and (not content or type(content) is str)
-                        and not d.tool_calls
                         and d.function_call is None
                     ):
                         if reasoning:
@@ -293,15 +294,35 @@ class StreamNormalizer:
                             append(TextChunk(content))
                         if (refusal := d.refusal) and type(refusal) is str:
                             append(TextChunk(refusal))
+                        calls = d.tool_calls
+                        if calls and type(calls) is list:
+                            for position, call in enumerate(calls):
+                                if type(call) is not dict:
+                                    continue
+                                # ``_tool`` for the usual fragment (a known index's arguments, no
+                                # id, no name): the same slot and chunk, without the general walk.
+                                fn = call.get("function")
+                                if (
+                                    type(fn) is dict
+                                    and type(args := fn.get("arguments")) is str
+                                    and type(index := call.get("index")) is int
+                                    and (slot := by_index.get(index)) is not None
+                                    and not call.get("id")
+                                    and not fn.get("name")
+                                ):
+                                    self._last = slot
+                                    append(ToolCallChunk(slot, None, None, args or None))
+                                else:
+                                    self._tool(call, position, out)
                     else:
-                        self._delta(d, out)  # tool calls, text parts as lists
+                        self._delta(d, out)  # text parts as lists, ``function_call``
                     reason = choice.finish_reason
                     if reason:
                         self.finished = True
                         append(FinishChunk(reason if type(reason) is str else str(reason)))
                     continue
             out += self._chunk(chunk, "delta")
-        self.events = events
+        self.events += len(datas) - start
         return len(datas)
 
     def completion(self, body: bytes) -> list[LLMChunk]:
