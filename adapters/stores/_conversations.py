@@ -18,6 +18,7 @@ from sqlalchemy import Select, delete, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 from turnlog.projections import ConversationIndex, ConversationSummary
 
+from ._engines import driver
 from ._schema import conversations as table
 
 _FIELDS = ConversationSummary.__struct_fields__
@@ -74,8 +75,7 @@ class SqlConversationIndex(ConversationIndex):
     async def save(self, summary: ConversationSummary) -> None:
         sql = upsert_summary(self.engine.dialect.name)
         params = summary_params(summary)
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if self.engine.dialect.name == "postgresql":
                 await db.execute(sql, *params)
                 return

@@ -1,12 +1,16 @@
-"""SQLAlchemy engines on a SQLite file: the log's writer and readers, and the migrations' engine."""
+"""SQLAlchemy engines on a SQLite file (the log's writer and readers, and the migrations' engine), and
+``driver``: the plain driver connection the stores' hot paths use, on either store."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 from turnlog.engine import ConfigError
 
 
@@ -29,6 +33,16 @@ def _configure(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, synchro
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
+    # The pool's own reset (``pool_reset_on_return``) is off: it rolled back every connection on
+    # its way back to the pool, a thread hop each time, though nearly every use ends its
+    # transaction itself (or opens none). This hook rolls back only a connection that comes back
+    # inside a transaction (a use cancelled or failed between BEGIN and COMMIT), so none returns
+    # holding the write lock.
+    @sa_event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_conn: Any, _record: Any, _state: Any) -> None:
+        if dbapi_conn.driver_connection.in_transaction:
+            dbapi_conn.rollback()
+
 
 def make_engines(
     path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "NORMAL"
@@ -37,14 +51,32 @@ def make_engines(
     if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
     url = sqlite_url(path)
-    writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600, pool_reset_on_return=None)
     _configure(writer, begin="BEGIN IMMEDIATE", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     # A small pool of reader connections: opening one per page cost more than reading the page.
     # close() disposes the pool, so nothing lingers to keep the process alive at exit.
-    # No rollback when a reader goes back to the pool (a thread hop for nothing): the log's reads
-    # are single SELECTs that open no transaction, and a SQLAlchemy connection that began one ends
-    # it itself on close. The writer keeps the rollback: its hot path begins transactions on the
-    # driver connection, behind SQLAlchemy's back, and a cancelled one must not hold the lock.
     reader = create_async_engine(url, pool_size=4, max_overflow=4, pool_reset_on_return=None)
     _configure(reader, begin="BEGIN", busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     return writer, reader
+
+
+@contextlib.asynccontextmanager
+async def driver(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The driver connection (aiosqlite or asyncpg) of a pooled connection of ``engine``, for plain
+    SQL on the hot paths. On SQLite the pool hands it out directly (``raw_connection``): ~12 µs
+    there and back, where a SQLAlchemy ``AsyncConnection`` costs ~40 and, with the pool's reset,
+    ~130 (bench/sqlite_insert.py measures the rows, this the hop). A connection that comes back
+    inside a transaction is rolled back by the engines' reset hook, run where it may do I/O."""
+    if engine.dialect.name != "sqlite":
+        async with engine.connect() as conn:
+            yield (await conn.get_raw_connection()).driver_connection
+        return
+    raw = await engine.raw_connection()
+    db = raw.driver_connection
+    try:
+        yield db
+    finally:
+        if db is not None and db.in_transaction:
+            await greenlet_spawn(raw.close)  # the reset hook's rollback awaits the driver
+        else:
+            raw.close()

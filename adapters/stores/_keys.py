@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncEngine
 from turnlog.adapters.crypto import KeyProvider, KeyRecord, MasterKey
 
+from ._engines import driver
 from ._schema import keys as keys_table
 
 _T = keys_table.name
@@ -49,8 +50,7 @@ class SqlKeyProvider(KeyProvider):
 
     async def create(self, conversation_id: str, at: str) -> KeyRecord:
         blob = self.master.wrap(conversation_id, AESGCM.generate_key(256))
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if self.pg:
                 async with db.transaction():
                     await db.execute(
@@ -84,8 +84,7 @@ class SqlKeyProvider(KeyProvider):
         return record
 
     async def get(self, conversation_id: str) -> KeyRecord | None:
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if self.pg:
                 row = await db.fetchrow(f"SELECT key, erased_at FROM {_T} WHERE conversation_id = $1", conversation_id)
             else:
@@ -99,8 +98,7 @@ class SqlKeyProvider(KeyProvider):
         ids = list(dict.fromkeys(conversation_ids))
         if not ids:
             return
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if self.pg:
                 async with db.transaction():
                     await db.execute(f"DELETE FROM {_T} WHERE conversation_id = ANY($1::text[])", ids)

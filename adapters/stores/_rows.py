@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from turnlog.projections import ConversationSummary, MessageRow, MessageStore
 
 from ._conversations import SqlConversationIndex, summary_params, upsert_summary
+from ._engines import driver
 from ._schema import messages as messages_table
 from ._schema import projection_state
 from ._usage import SqlUsageLedger
@@ -87,8 +88,7 @@ class SqlMessageStore(MessageStore):
         sql = _statements(self.engine.dialect.name)
         params = [tuple(getattr(r, f) for f in _ROW_FIELDS) for r in rows]
         upsert = upsert_summary(self.engine.dialect.name) if summary is not None else ""
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if sql.postgres:
                 async with db.transaction():
                     if params:
@@ -112,8 +112,7 @@ class SqlMessageStore(MessageStore):
     async def rows_page(self, conversation_id: str, after_seq: int, limit: int) -> list[MessageRow]:
         # One range of the (conversation_id, seq) index: a page costs its own rows, wherever it is.
         sql = _statements(self.engine.dialect.name)
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if sql.postgres:
                 found = await db.fetch(sql.select_page, conversation_id, after_seq, limit)
             else:
@@ -122,8 +121,7 @@ class SqlMessageStore(MessageStore):
 
     async def rows(self, conversation_id: str) -> list[MessageRow]:
         sql = _statements(self.engine.dialect.name)
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if sql.postgres:
                 found = await db.fetch(sql.select_rows, conversation_id)
             else:
@@ -132,8 +130,7 @@ class SqlMessageStore(MessageStore):
 
     async def applied_version(self, conversation_id: str) -> int:
         sql = _statements(self.engine.dialect.name)
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if sql.postgres:
                 return await db.fetchval(sql.select_version, conversation_id) or 0
             found = await db.execute_fetchall(sql.select_version, (conversation_id,))

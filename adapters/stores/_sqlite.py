@@ -43,7 +43,7 @@ from turnlog.engine import (
 
 from ._batcher import AppendBatcher, Pending
 from ._checkpoints import CHECKPOINTS, LAST_CHECKPOINT, SQLITE_INSERT_CHECKPOINT, checkpoint_row, load_checkpoint
-from ._engines import make_engines
+from ._engines import driver, make_engines
 from ._migrate import ensure_schema
 
 _COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
@@ -160,12 +160,10 @@ class SqliteEventLog(EventLog):
         """One transaction for a group of appends (``AppendBatcher``): every stream's head and the
         max position in one query, each item checked against its own head (a stale one gets
         ``ConcurrencyError``), the rest inserted by one ``executemany``, one commit."""
-        async with self.writer.connect() as conn:
+        async with driver(self.writer) as db:
             # The hot path talks to the aiosqlite connection that SQLAlchemy's pool hands out:
-            # four thread hops per group (BEGIN, heads, executemany, COMMIT) however many
+            # a few thread hops per group (BEGIN, heads, the inserts, COMMIT) however many
             # conversations it holds; the dialect's cursor adapter makes ~4x more.
-            raw = await conn.get_raw_connection()
-            db = raw.driver_connection
             await db.execute("BEGIN IMMEDIATE")
             try:
                 heads = await db.execute_fetchall(_HEADS, (msgspec.json.encode([p.stream_id for p in group]).decode(),))
@@ -261,9 +259,7 @@ class SqliteEventLog(EventLog):
     # -- checkpoints (turnlog.engine.CheckpointLog; rows in adapters/stores/_checkpoints.py) -----
 
     async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
-        async with self.writer.connect() as conn:
-            raw = await conn.get_raw_connection()
-            db = raw.driver_connection
+        async with driver(self.writer) as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.execute(SQLITE_INSERT_CHECKPOINT, checkpoint_row(checkpoint))

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from turnlog.projections import UsageEntry, UsageGroup, UsageLedger, UsageQuery
 
+from ._engines import driver
 from ._schema import usage as table
 
 _FIELDS = UsageEntry.__struct_fields__
@@ -59,8 +60,7 @@ class SqlUsageLedger(UsageLedger):
             return
         sql = _insert(self.engine.dialect.name)
         params = [tuple(getattr(e, f) for f in _FIELDS) for e in entries]
-        async with self.engine.connect() as conn:
-            db = (await conn.get_raw_connection()).driver_connection
+        async with driver(self.engine) as db:
             if self.engine.dialect.name == "postgresql":
                 async with db.transaction():
                     await db.executemany(sql, params)
