@@ -1,6 +1,10 @@
-"""Run one bench script against two trees, alternating, and print each figure's range.
+"""Run one bench script against two trees (or more), alternating, and print each figure's range.
 
-    .venv/bin/python bench/before_after.py BEFORE_SITE SCRIPT [--repeat 3] [-- SCRIPT ARGS...]
+    .venv/bin/python bench/before_after.py BEFORE_SITE SCRIPT [--repeat 3] [--site NAME=DIR ...]
+                                           [-- SCRIPT ARGS...]
+
+``--site NAME=DIR`` adds a tree between before and after (a column of its own: e.g. the tree at
+the start of a session, to show what the session changed beside what the whole work changed).
 
 ``BEFORE_SITE`` is a directory holding ``turnlog/engine``, ``turnlog/adapters`` and
 ``turnlog/projections`` of the older tree (symlinks into a ``git worktree`` of it), put first on
@@ -34,7 +38,7 @@ def run(script: Path, extra: list[str], site: str | None) -> dict[str, float]:
         [sys.executable, str(script), "--json", *extra], env=env, capture_output=True, text=True, check=False
     )
     if out.returncode:
-        raise SystemExit(f"{script} ({'before' if site else 'after'}) failed:\n{out.stderr[-2000:]}")
+        raise SystemExit(f"{script} ({site or 'the installed tree'}) failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -43,20 +47,32 @@ def main() -> None:
     ap.add_argument("before_site")
     ap.add_argument("script", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another tree to run between before and after (a column of its own), e.g. start=/tmp/mid_site",
+    )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = ap.parse_args(argv[:cut])
     extra = argv[cut + 1 :]  # after --: the script's own arguments
-    results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    sites: dict[str, str | None] = {"before": args.before_site}
+    for spec in args.site:
+        name, _, path = spec.partition("=")
+        sites[name] = path
+    sites["after"] = None  # the installed tree
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in sites}
     for i in range(args.repeat):
-        order = ("before", "after") if i % 2 == 0 else ("after", "before")
+        order = list(sites) if i % 2 == 0 else list(reversed(sites))
         for which in order:
-            results[which].append(run(args.script, extra, args.before_site if which == "before" else None))
+            results[which].append(run(args.script, extra, sites[which]))
             print(f"{which} #{i + 1}: {json.dumps(results[which][-1])}", file=sys.stderr)
     keys = [k for k, v in results["after"][0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     print(f"{args.script.name} {' '.join(extra)}: {args.repeat} runs of each tree, alternating")
-    print("| figure | before | after |")
-    print("|---|---|---|")
+    print("| figure | " + " | ".join(sites) + " |")
+    print("|---" * (len(sites) + 1) + "|")
 
     def span(which: str, key: str) -> str:
         vals = [r[key] for r in results[which] if key in r]
@@ -67,7 +83,7 @@ def main() -> None:
         return fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
 
     for key in keys:
-        print(f"| {key} | {span('before', key)} | {span('after', key)} |")
+        print(f"| {key} | " + " | ".join(span(name, key) for name in sites) + " |")
 
 
 if __name__ == "__main__":
