@@ -13,7 +13,8 @@ inventing or losing a byte of model output:
   ``reasoning`` (OpenRouter, Groq, Cerebras, Ollama, newer vLLM); a server sending both carries
   the same text twice, so the first non-empty one is taken, never both; OpenRouter's
   ``reasoning_details`` texts only when neither is there (encrypted details carry no text);
-- tool calls: fragments are routed to a *slot* (the ``index`` of the emitted ``ToolCallChunk``):
+- tool calls (``_tool_slots.ToolSlots``): fragments are routed to a *slot* (the ``index`` of the
+  emitted ``ToolCallChunk``):
   by ``index`` when present, by ``id`` or position otherwise (Mistral, Ollama omit the index);
   a fragment that reuses an index with a new id *and* a name starts a new call (some gateways
   number every parallel call 0); a new id without a name is a continuation (servers that mint an
@@ -31,7 +32,7 @@ inventing or losing a byte of model output:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -46,8 +47,8 @@ from turnlog.engine import (
     UsageChunk,
 )
 
-#: Longest provider error text kept in a message; the rest is cut (with a marker).
-MAX_ERROR_TEXT = 500
+from ._provider_text import Redact, _keep, clip, error_text
+from ._tool_slots import ToolSlots
 
 
 class _Delta(msgspec.Struct, gc=False):
@@ -84,64 +85,6 @@ class _Chunk(msgspec.Struct, gc=False):
 
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_any = msgspec.json.Decoder().decode
-_encode = msgspec.json.encode
-
-
-Redact = Callable[[str], str]
-
-
-def _keep(text: str) -> str:
-    return text
-
-
-def clip(text: str, limit: int = MAX_ERROR_TEXT, redact: Redact = _keep) -> str:
-    """Provider text cut to ``limit`` characters for an error message. Secrets are masked BEFORE
-    the cut (``redact``): masking after it would miss a key the cut splits, leaving its prefix."""
-    text = " ".join(redact(text).split())
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
-
-
-def error_text(error: Any, redact: Redact = _keep) -> str:
-    """The provider's own words from an error payload of any common shape."""
-    if isinstance(error, str):
-        return clip(error, redact=redact)
-    if isinstance(error, list) and error:
-        return error_text(error[0], redact)
-    if isinstance(error, dict):
-        inner = error.get("error")
-        if inner is not None and inner is not error:
-            text = error_text(inner, redact)
-            if text:
-                return text
-        code = error.get("code")
-        suffix = f" (code {code})" if isinstance(code, (int, str)) and code != "" else ""
-        for key in ("message", "detail", "msg", "error_description", "title"):
-            value = error.get(key)
-            if isinstance(value, str) and value:
-                return clip(value, redact=redact) + suffix
-            if isinstance(value, (dict, list)) and value:
-                return error_text(value, redact)
-        code = error.get("code") or error.get("type")
-        if code is not None:
-            return clip(f"error {code}: {_encode(error).decode()}", redact=redact)
-        return clip(_encode(error).decode(), redact=redact)
-    if error is None:
-        return ""
-    return clip(str(error), redact=redact)
-
-
-def body_error_text(body: bytes, redact: Redact = _keep) -> str:
-    """The provider's message in a non-2xx response body: JSON ``error.message`` / ``message``
-    when it is JSON, else the (cut) text itself."""
-    text = body.decode("utf-8", "replace").strip()
-    if not text:
-        return "(empty body)"
-    try:
-        obj = _decode_any(body)
-    except msgspec.DecodeError:
-        return clip(text, redact=redact)
-    found = error_text(obj, redact)
-    return found or clip(text, redact=redact)
 
 
 def usage_chunk(raw: Any) -> UsageChunk | None:
@@ -201,7 +144,7 @@ def _parts(parts: list[Any], out: list[LLMChunk]) -> None:
 class StreamNormalizer:
     """One per model response. Keeps only the tool-call slot table between events."""
 
-    __slots__ = ("_by_id", "_by_index", "_ids", "_last", "_names", "_redact", "done", "events", "finished")
+    __slots__ = ("_redact", "done", "events", "finished", "tools")
 
     def __init__(self, redact: Redact = _keep) -> None:
         #: Masks secrets in provider text before it is cut into an error message.
@@ -212,11 +155,8 @@ class StreamNormalizer:
         self.finished = False
         #: Data events read (for error messages).
         self.events = 0
-        self._by_index: dict[int, int] = {}
-        self._by_id: dict[str, int] = {}
-        self._ids: list[str | None] = []
-        self._names: list[str | None] = []
-        self._last = -1
+        #: Which call each tool-call fragment belongs to.
+        self.tools = ToolSlots()
 
     def event(self, name: str, data: str | bytes) -> list[LLMChunk]:
         """Chunks of one SSE event (its data as text, or as the UTF-8 bytes the wire reader cut).
@@ -258,11 +198,12 @@ class StreamNormalizer:
         that needs ``event`` (empty, ``[DONE]``, not a JSON chunk, an ``error`` member: not read
         here), whose index is returned (``len(datas)``: all read). One choice in a delta takes one
         pass here (exactly ``_chunk``'s chunks), a tool-call fragment that only continues a known
-        call's arguments too (exactly ``_tool``'s chunk); anything else ``_delta``'s or
+        call's arguments too (exactly ``ToolSlots.route``'s chunk); anything else ``_delta``'s or
         ``_chunk``'s walk."""
         decode = _decode_chunk
         append = out.append
-        by_index = self._by_index
+        tools = self.tools
+        by_index = tools.by_index
         for i, data in enumerate(datas[start:] if start else datas, start):
             try:
                 chunk = decode(data)  # empty data and ``[DONE]`` fail here too
@@ -299,7 +240,7 @@ class StreamNormalizer:
                             for position, call in enumerate(calls):
                                 if type(call) is not dict:
                                     continue
-                                # ``_tool`` for the usual fragment (a known index's arguments, no
+                                # ``ToolSlots.route`` for the usual fragment (a known index's arguments, no
                                 # id, no name): the same slot and chunk, without the general walk.
                                 fn = call.get("function")
                                 if (
@@ -310,10 +251,10 @@ class StreamNormalizer:
                                     and not call.get("id")
                                     and not fn.get("name")
                                 ):
-                                    self._last = slot
+                                    tools.last = slot
                                     append(ToolCallChunk(slot, None, None, args or None))
                                 else:
-                                    self._tool(call, position, out)
+                                    out.append(self.tools.route(call, position))
                     else:
                         self._delta(d, out)  # text parts as lists, ``function_call``
                     reason = choice.finish_reason
@@ -402,68 +343,7 @@ class StreamNormalizer:
             if isinstance(calls, list):
                 for position, call in enumerate(calls):
                     if isinstance(call, dict):
-                        self._tool(call, position, out)
+                        out.append(self.tools.route(call, position))
         elif isinstance(delta.function_call, dict):
             # The pre-tools API: one call, no id.
-            self._tool({"index": 0, "function": delta.function_call}, 0, out)
-
-    def _tool(self, call: dict[str, Any], position: int, out: list[LLMChunk]) -> None:
-        fn = call.get("function")
-        if not isinstance(fn, dict):
-            fn = {}
-        call_id = call.get("id") or None
-        if call_id is not None and type(call_id) is not str:
-            call_id = str(call_id)
-        name = fn.get("name") or None
-        if name is not None and type(name) is not str:
-            name = str(name)
-        args = fn.get("arguments")
-        if args is not None and type(args) is not str:
-            args = _encode(args).decode()
-        slot = self._slot(call.get("index"), call_id, name, position)
-        if call_id is not None and self._ids[slot] is None:
-            self._ids[slot] = call_id
-            self._by_id[call_id] = slot
-        if name is not None and self._names[slot] is None:
-            self._names[slot] = name
-        self._last = slot
-        out.append(ToolCallChunk(slot, call_id, name, args or None))
-
-    def _new_slot(self) -> int:
-        self._ids.append(None)
-        self._names.append(None)
-        return len(self._ids) - 1
-
-    def _slot(self, index: Any, call_id: str | None, name: str | None, position: int) -> int:
-        if type(index) is int:
-            slot = self._by_index.get(index)
-            if slot is None:
-                slot = self._by_id.get(call_id) if call_id is not None else None
-                if slot is None:
-                    slot = self._new_slot()
-                self._by_index[index] = slot
-                return slot
-            known = self._ids[slot]
-            if call_id is not None and name is not None and known is not None and call_id != known:
-                # A new call under a reused index (gateways that number every call 0).
-                slot = self._by_id.get(call_id, -1)
-                if slot < 0:
-                    slot = self._new_slot()
-                self._by_index[index] = slot
-            return slot
-        # No index (Mistral, Ollama): route by id, else a named fragment starts a call unless the
-        # current one still lacks its name, else it continues the current call.
-        if call_id is not None:
-            slot = self._by_id.get(call_id, -1)
-            if slot >= 0:
-                return slot
-            if self._last >= 0 and self._ids[self._last] is None and position == 0 and name is None:
-                return self._last
-            return self._new_slot()
-        if self._last < 0:
-            return self._new_slot()
-        if name is not None and self._names[self._last] is not None and name != self._names[self._last]:
-            return self._new_slot()
-        if position > 0 and name is not None:
-            return self._new_slot()
-        return self._last
+            out.append(self.tools.route({"index": 0, "function": delta.function_call}, 0))

@@ -31,7 +31,8 @@ import httpx
 import msgspec
 from turnlog.engine import ErrorChunk, LLMChunk, LLMError, LLMRequest
 
-from ._normalise import MalformedStream, StreamNormalizer, body_error_text, clip
+from ._normalise import MalformedStream, StreamNormalizer
+from ._provider_text import body_error_text, clip
 from ._providers import ProviderConfig
 from ._wire import SseEvents
 

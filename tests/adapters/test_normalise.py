@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from turnlog.adapters.llm._normalise import MalformedStream, StreamNormalizer, body_error_text
+from turnlog.adapters.llm._normalise import MalformedStream, StreamNormalizer
+from turnlog.adapters.llm._provider_text import body_error_text
 from turnlog.engine import (
     ErrorChunk,
     FinishChunk,

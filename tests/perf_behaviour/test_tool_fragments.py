@@ -1,5 +1,5 @@
 """``StreamNormalizer.messages`` reads the usual tool-call fragment (a known index's arguments, no
-id, no name) without ``_tool``: on every awkward fragment shape, in random orders, it gives the
+id, no name) without ``ToolSlots.route``: on every awkward fragment shape, in random orders, it gives the
 general walk's chunks (``_chunk``) and leaves the same slot table behind."""
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def event(calls: Any, **delta: Any) -> bytes:
 
 
 def state(norm: StreamNormalizer) -> tuple[Any, ...]:
-    return (norm._last, norm._ids, norm._names, norm._by_index, norm._by_id, norm.events, norm.finished)
+    t = norm.tools
+    return (t.last, t.ids, t.names, t.by_index, t.by_id, norm.events, norm.finished)
 
 
 @pytest.mark.parametrize("seed", range(8))
