@@ -158,19 +158,20 @@ class ConversationFold:
         # Fast path for the common case, deltas in a streaming turn: the same checks as below
         # (version, hash link, turn, state, iteration), without the general dispatch.
         ev = rec.event
-        turn = self.turn
-        if (
-            (type(ev) is TextDelta or type(ev) is ReasoningDelta)
-            and rec.version == self.version + 1
-            and rec.prev_hash == self.last_hash
-            and turn is not None
-            and turn.state == "streaming"
-            and rec.turn_id == turn.turn_id
-            and ev.iteration == turn.iteration
-        ):
-            self.version = rec.version
-            self.last_hash = rec.hash
-            return
+        if type(ev) is TextDelta or type(ev) is ReasoningDelta:
+            turn = self.turn
+            version = rec.version
+            if (
+                version == self.version + 1
+                and rec.prev_hash == self.last_hash
+                and turn is not None
+                and turn.state == "streaming"
+                and rec.turn_id == turn.turn_id
+                and ev.iteration == turn.iteration
+            ):
+                self.version = version
+                self.last_hash = rec.hash
+                return
         if rec.version != self.version + 1:
             why = "duplicated or reordered" if rec.version <= self.version else "events are missing before it"
             raise IllegalEvent(

@@ -62,7 +62,9 @@ from ._pg_listener import Listener
 from ._urls import PgTarget, parse_pg_url
 
 _COLS = "stream_id, version, position, turn_id, recorded_at, type, schema, prev_hash, hash, payload"
-_READ = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
+# A stream's read leaves out the stream id: it is the query's parameter (``load_rows(rows, stream_id)``).
+_STREAM_COLS = _COLS.removeprefix("stream_id, ")
+_READ = f"SELECT {_STREAM_COLS} FROM turnlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
 _READ_ALL = f"SELECT {_COLS} FROM turnlog_events WHERE position > $1 ORDER BY position LIMIT $2"
 _LAST = f"SELECT {_COLS} FROM turnlog_events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1"
 _STREAMS = "SELECT stream_id FROM turnlog_events WHERE version = 1 ORDER BY position"
@@ -222,7 +224,7 @@ class PostgresEventLog(EventLog):
             raise StoreUnavailable(f"read failed, the PostgreSQL log at {self.where}: {exc}") from None
 
     async def read(self, stream_id: str, after_version: int = 0, limit: int = PAGE) -> list[Recorded]:
-        return load_rows(await self._fetch(_READ, stream_id, after_version, limit))
+        return load_rows(await self._fetch(_READ, stream_id, after_version, limit), stream_id)
 
     async def read_all(self, after_position: int = 0, limit: int = PAGE) -> list[Recorded]:
         return load_rows(await self._fetch(_READ_ALL, after_position, limit))
