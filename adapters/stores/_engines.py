@@ -63,20 +63,18 @@ def make_engines(
 @contextlib.asynccontextmanager
 async def driver(engine: AsyncEngine) -> AsyncIterator[Any]:
     """The driver connection (aiosqlite or asyncpg) of a pooled connection of ``engine``, for plain
-    SQL on the hot paths. On SQLite the pool hands it out directly (``raw_connection``): ~12 µs
-    there and back, where a SQLAlchemy ``AsyncConnection`` costs ~40 and, with the pool's reset,
-    ~130 (bench/sqlite_insert.py measures the rows, this the hop). A connection that comes back
-    inside a transaction is rolled back by the engines' reset hook, run where it may do I/O."""
+    SQL on the hot paths. On SQLite the pool hands it out directly (``raw_connection``): ~20 µs
+    there and back, where a SQLAlchemy ``AsyncConnection`` cost ~40 and, with the pool's reset,
+    ~130. It goes back inside ``greenlet_spawn``, where the pool may do I/O: the reset hook's
+    rollback of a connection returned inside a transaction, and closing a connection the pool
+    does not keep (one of ``max_overflow``'s), which outside it failed with an error logged per
+    return and left the connection's thread running."""
     if engine.dialect.name != "sqlite":
         async with engine.connect() as conn:
             yield (await conn.get_raw_connection()).driver_connection
         return
     raw = await engine.raw_connection()
-    db = raw.driver_connection
     try:
-        yield db
+        yield raw.driver_connection
     finally:
-        if db is not None and db.in_transaction:
-            await greenlet_spawn(raw.close)  # the reset hook's rollback awaits the driver
-        else:
-            raw.close()
+        await greenlet_spawn(raw.close)

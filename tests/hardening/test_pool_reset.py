@@ -5,6 +5,8 @@ the engines' reset hook rolls it back (``adapters/stores/_engines.py``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,37 @@ async def test_a_clean_use_returns_its_connection_without_a_transaction(tmp_path
                 assert not db.in_transaction
                 await db.execute("BEGIN IMMEDIATE")
                 await db.commit()
+
+
+async def test_connections_beyond_the_pool_are_closed_on_return_without_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More readers at once than the pool keeps (pool_size 4 + max_overflow 4): the pool closes
+    # the extra ones as they come back. Closing an aiosqlite connection is I/O; done where it may
+    # not be, it logged an error on every return and left the connection's thread running (a
+    # server under load blocked writing those errors to a full stderr pipe).
+    async with await SqliteEventLog.open(tmp_path / "t.db") as log:
+        await log.append("s", [NewEvent(TextDelta(1, "a"), "t1")], 0, recorded_at=AT)
+        threads_before = threading.active_count()
+        for _ in range(3):
+            assert await asyncio.gather(*(_read_together(log, asyncio.Barrier(8)) for _ in range(1))) == [[1] * 8]
+            assert log.reader.pool.overflow() <= 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        # The overflow connections' threads ended: only the pool's kept readers' (4) are new.
+        kept = threads_before + log.reader.pool.size()
+        for _ in range(100):
+            if threading.active_count() <= kept:
+                break
+            await asyncio.sleep(0.02)
+        assert threading.active_count() <= kept
+
+
+async def _read_together(log: SqliteEventLog, together: asyncio.Barrier) -> list[int]:
+    """Eight reads, each holding its connection until all eight hold one."""
+
+    async def read() -> int:
+        async with driver(log.reader) as db:
+            await together.wait()
+            return len(await db.execute_fetchall("SELECT version FROM turnlog_events"))
+
+    return await asyncio.gather(*(read() for _ in range(together.parties)))
