@@ -89,14 +89,16 @@ class Child:
     """A server in child processes: ``turnlog serve`` of a tree, or the relay."""
 
     def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        # The server's stderr goes to a file, never an unread pipe: a server that logs a lot
+        # would block on a full pipe and the bench would measure that. What it logged at ERROR
+        # is printed when it stops.
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log, text=True, env=env)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the server did not start: {self.proc.stderr.read()[-2000:] if self.proc.stderr else ''}"
-                )
+                raise RuntimeError(f"the server did not start: {self.logged()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
@@ -125,6 +127,10 @@ class Child:
     def cpu_seconds(self) -> float:
         return _tree_cpu(self.proc.pid)
 
+    def logged(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -132,8 +138,10 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        errors = [line for line in self.logged().splitlines() if "ERROR" in line or "Traceback" in line]
+        if errors:
+            print(f"  (the server logged {len(errors)} error lines; the first: {errors[0][:300]})", file=sys.stderr)
+        self.log.close()
 
 
 # -- the load (parent process) ----------------------------------------------------------------------
