@@ -39,8 +39,14 @@ def _configure(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int, synchro
     # inside a transaction (a use cancelled or failed between BEGIN and COMMIT), so none returns
     # holding the write lock.
     @sa_event.listens_for(engine.sync_engine, "reset")
-    def _on_reset(dbapi_conn: Any, _record: Any, _state: Any) -> None:
-        if dbapi_conn.driver_connection.in_transaction:
+    def _on_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # being discarded, or collected where no I/O may be done: nothing to keep clean
+        try:
+            busy = dbapi_conn.driver_connection.in_transaction
+        except ValueError:  # aiosqlite's "no active connection": closed, nothing to roll back
+            return
+        if busy:
             dbapi_conn.rollback()
 
 
