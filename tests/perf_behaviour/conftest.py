@@ -18,24 +18,28 @@ from turnlog.engine import (
 AT = "2026-01-01T00:00:00.000000Z"
 
 
-def turn_events(deltas: int, turn: str = "t1") -> list[NewEvent]:
-    """A conversation of one finished turn of ``deltas`` text deltas (deltas + 5 events)."""
-    started = TurnStarted(
+def turn_started(user_id: str = "m1", assistant_id: str = "m2", *, thinking: bool = False) -> TurnStarted:
+    """A turn's start with the message ids given: the scripted model "m", no tools."""
+    return TurnStarted(
         user_message="go",
-        user_message_id="m1",
-        assistant_message_id="m2",
+        user_message_id=user_id,
+        assistant_message_id=assistant_id,
         provider="scripted",
         model="m",
         temperature=None,
         max_tokens=None,
-        thinking=False,
+        thinking=thinking,
         tools=[],
         system_prompt=None,
         max_iterations=5,
     )
+
+
+def turn_events(deltas: int, turn: str = "t1") -> list[NewEvent]:
+    """A conversation of one finished turn of ``deltas`` text deltas (deltas + 5 events)."""
     return [
         NewEvent(ConversationCreated(model="m")),
-        NewEvent(started, turn),
+        NewEvent(turn_started(), turn),
         NewEvent(IterationStarted(1, "0" * 64, "m"), turn),
         *[NewEvent(TextDelta(1, f"w{i} "), turn) for i in range(deltas)],
         NewEvent(UsageRecorded(1, 1, deltas, deltas + 1), turn),

@@ -36,34 +36,21 @@ from turnlog.engine._log import ChainCheck
 from turnlog.projections import SseProjector, project
 from turnlog.projections._sse import _TextStep
 
-from .conftest import AT
+from .conftest import AT, turn_started
 
 #: Header values a template must carry through unchanged: % (the template's own syntax), quotes,
 #: backslashes, control characters, non-ASCII.
 AWKWARD = ["c1", "c%s%%d%", 'q"uo\\te', "tab\tnew\nline", "ünï-😀"]
 
 
-def started(turn: str = "t1") -> TurnStarted:
-    return TurnStarted(
-        user_message="go",
-        user_message_id=f"u-{turn}",
-        assistant_message_id=f"a-{turn}",
-        provider="scripted",
-        model="m",
-        temperature=None,
-        max_tokens=None,
-        thinking=True,
-        tools=[],
-        system_prompt=None,
-        max_iterations=5,
-    )
-
-
 def two_turns() -> list[NewEvent]:
     """Two turns: reasoning and text in each iteration, a tool call between the iterations."""
     events = [NewEvent(ConversationCreated(model="m"))]
     for turn in ("t1", "t2"):
-        events += [NewEvent(started(turn), turn), NewEvent(IterationStarted(1, "0" * 64, "m"), turn)]
+        events += [
+            NewEvent(turn_started(f"u-{turn}", f"a-{turn}", thinking=True), turn),
+            NewEvent(IterationStarted(1, "0" * 64, "m"), turn),
+        ]
         events += [NewEvent(ReasoningDelta(1, f"think {i} "), turn) for i in range(3)]
         events += [NewEvent(TextDelta(1, f'w{i} "é"\n'), turn) for i in range(4)]
         events += [
