@@ -162,7 +162,7 @@ class SqliteEventLog(EventLog):
     async def _write_group(self, group: list[Pending]) -> None:
         """One transaction for a group of appends (``AppendBatcher``): every stream's head and the
         max position in one query, each item checked against its own head (a stale one gets
-        ``ConcurrencyError``), the rest inserted by one ``executemany``, one commit."""
+        ``ConcurrencyError``), the rest inserted together (``_insert``), one commit."""
         async with driver(self.writer) as db:
             # The hot path talks to the aiosqlite connection that SQLAlchemy's pool hands out:
             # a few thread hops per group (BEGIN, heads, the inserts, COMMIT) however many
@@ -240,7 +240,7 @@ class SqliteEventLog(EventLog):
         return sealed
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        # ``driver``: the pooled aiosqlite connection itself (~12 µs there and back, where a
+        # ``driver``: the pooled aiosqlite connection itself (~20 µs there and back, where a
         # SQLAlchemy connection cost ~130 a page of a replay). One thread hop for the whole page
         # (the dialect's cursor adapter makes several). Reads need no transaction: a single
         # SELECT sees one consistent WAL snapshot, and the connection goes back outside one.
