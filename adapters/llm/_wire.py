@@ -41,20 +41,7 @@ class SseEvents:
         same rules as ``feed``: lines end at CR, LF or CRLF, across piece boundaries."""
         if not piece:
             return []
-        if self._cr:
-            self._cr = False
-            if piece[:1] == b"\n":
-                piece = piece[1:]
-        buf = self._buf + piece if self._buf else piece
-        if b"\r" in buf:
-            self._cr = buf[-1:] == b"\r"
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = buf.rfind(b"\n")
-        if end < 0:
-            self._buf = buf
-            return []
-        self._buf = buf[end + 1 :]
-        return self._byte_fields(buf[:end].split(b"\n"))
+        return self._whole_lines(self._unread(piece))
 
     def feed_messages(self, piece: bytes) -> tuple[list[bytes], list[tuple[str, bytes]]]:
         """``feed_bytes`` with a fast path, as ``(datas, events)`` (one of them empty): when the
@@ -70,6 +57,19 @@ class SseEvents:
         checks both give the same events, whatever the piece boundaries."""
         if self._bdata or self._event or not piece:
             return [], self.feed_bytes(piece)
+        buf = self._unread(piece)
+        end = buf.rfind(b"\n\n")
+        if end > 0 and buf[:6] == b"data: ":
+            datas = buf[6:end].split(b"\n\ndata: ")
+            if b"\n" not in b"".join(datas):  # (``in`` is a memchr; ``count`` of one byte is not)
+                self._buf = buf[end + 2 :]
+                return datas, []
+        # The general path, from the same state (the CR handling is done: ``_cr`` is set again).
+        return [], self._whole_lines(buf)
+
+    def _unread(self, piece: bytes) -> bytes:
+        """What is left to read: the buffer, then ``piece``, every line break made LF (CR, LF or
+        CRLF; a CR ending the last piece and a LF opening this one are one break)."""
         if self._cr:
             self._cr = False
             if piece[:1] == b"\n":
@@ -78,19 +78,16 @@ class SseEvents:
         if b"\r" in buf:
             self._cr = buf[-1:] == b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end > 0 and buf[:6] == b"data: ":
-            datas = buf[6:end].split(b"\n\ndata: ")
-            if b"\n" not in b"".join(datas):  # (``in`` is a memchr; ``count`` of one byte is not)
-                self._buf = buf[end + 2 :]
-                return datas, []
-        # The general path, from the same state (the CR handling is done: ``_cr`` is set again).
+        return buf
+
+    def _whole_lines(self, buf: bytes) -> list[tuple[str, bytes]]:
+        """The events the whole lines of ``buf`` complete; the unfinished last line is kept."""
         end = buf.rfind(b"\n")
         if end < 0:
             self._buf = buf
-            return [], []
+            return []
         self._buf = buf[end + 1 :]
-        return [], self._byte_fields(buf[:end].split(b"\n"))
+        return self._byte_fields(buf[:end].split(b"\n"))
 
     def close_bytes(self) -> list[tuple[str, bytes]]:
         """The end of the body: a last event without its blank line is still dispatched (the
