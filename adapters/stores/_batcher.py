@@ -27,7 +27,7 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from turnlog.engine import NewEvent, Recorded
+from turnlog.engine import ConcurrencyError, NewEvent, Recorded, seal
 
 
 class Pending:
@@ -48,6 +48,22 @@ class Pending:
         self.expected = expected
         self.recorded_at = recorded_at
         self.future = future
+
+    def sealed(self, head_version: int, head_hash: str, first_position: int) -> list[Recorded] | None:
+        """The events sealed after the stream's head as the transaction found it, or None when
+        that head is not the one this append expected: it has then failed (``ConcurrencyError``)
+        and writes nothing. Both SQL logs' group writes check and seal each item here."""
+        if head_version != self.expected:
+            self.done(ConcurrencyError(self.stream_id, self.expected, head_version))
+            return None
+        return seal(
+            self.stream_id,
+            self.events,
+            head_version=head_version,
+            head_hash=head_hash,
+            first_position=first_position,
+            recorded_at=self.recorded_at,
+        )
 
     def done(self, value: list[Recorded] | BaseException) -> None:
         if self.future.done():

@@ -96,19 +96,11 @@ class PgAppender:
                         actual, head_hash = known[item.stream_id]
                     else:
                         actual, head_hash = head[0] or 0, head[1] or GENESIS_HASH
-                    if actual != item.expected:
-                        item.done(ConcurrencyError(item.stream_id, item.expected, actual))
-                        continue
                     # Positions are not hashed: seal from 1 and move them to where the server
                     # put the batch.
-                    sealed = seal(
-                        item.stream_id,
-                        item.events,
-                        head_version=actual,
-                        head_hash=head_hash,
-                        first_position=1,
-                        recorded_at=item.recorded_at,
-                    )
+                    sealed = item.sealed(actual, head_hash, 1)
+                    if sealed is None:
+                        continue
                     ready.append((item, head_hash, sealed))
                 if not ready:
                     return

@@ -176,17 +176,9 @@ class SqliteEventLog(EventLog):
                 for item, (_, actual, head_hash) in zip(group, heads, strict=True):
                     if actual is None:
                         actual, head_hash = 0, GENESIS_HASH
-                    if actual != item.expected:
-                        item.done(ConcurrencyError(item.stream_id, item.expected, actual))
+                    sealed = item.sealed(actual, head_hash, position + 1)
+                    if sealed is None:
                         continue
-                    sealed = seal(
-                        item.stream_id,
-                        item.events,
-                        head_version=actual,
-                        head_hash=head_hash,
-                        first_position=position + 1,
-                        recorded_at=item.recorded_at,
-                    )
                     position += len(sealed)
                     rows += [_row(r) for r in sealed]
                     done.append((item, sealed))
