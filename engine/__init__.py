@@ -80,6 +80,7 @@ from ._events import (
     seal,
 )
 from ._export import EXPORT_FORMAT, ExportReport, export_conversation, verify_export
+from ._fork import inherited_prior
 from ._llm import (
     LLM,
     ErrorChunk,
@@ -222,6 +223,7 @@ __all__ = [
     "estimate_tokens",
     "export_conversation",
     "inclusion_proof",
+    "inherited_prior",
     "load",
     "load_rows",
     "merkle_leaf",

@@ -8,12 +8,17 @@ the events with the engine's request builder (``PriorTurns``, ``TurnHistory``): 
 system prompt (clipped), the tools offered and the roles of its messages, so a snapshot diff says
 what changed in a request, not only that its digest did. What it answered, verbatim. Who acted
 (tenant and subject) is shown on the conversation, turn and cancel lines.
+
+A fork's conversation line is followed by the conversation and version it branched off. Its
+events alone do not hold what its requests repeated from its parents: ``inherited`` (the
+engine's ``inherited_prior``) gives those turns, so the request summaries count them as the
+engine sent them; without it a fork's summaries show only its own turns.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from turnlog.engine import (
     ApprovalDecided,
@@ -23,6 +28,7 @@ from turnlog.engine import (
     ConversationErased,
     IterationStarted,
     LLMRequest,
+    PriorMessage,
     PriorTurns,
     ReasoningDelta,
     Recorded,
@@ -108,31 +114,32 @@ class _Deltas:
         return line
 
 
-def render(events: Iterable[Recorded]) -> str:
+def render(events: Iterable[Recorded], inherited: Sequence[PriorMessage] = ()) -> str:
     """The transcript of these events, as one text (``transcript_lines`` joined)."""
-    return "".join(transcript_lines(events))
+    return "".join(transcript_lines(events, inherited))
 
 
-def transcript_lines(events: Iterable[Recorded]) -> Iterator[str]:
+def transcript_lines(events: Iterable[Recorded], inherited: Sequence[PriorMessage] = ()) -> Iterator[str]:
     """The transcript, one line (with its newline) at a time, each yielded as soon as it is known:
     a step's deltas once the step is over. Memory holds the current step's text and the request
-    builder's messages, never the transcript so far."""
+    builder's messages, never the transcript so far. ``inherited``: a fork's parents' turns up to
+    its fork point (``turnlog.engine.inherited_prior``), which its requests repeated."""
     shown = False
-    for line in _lines(events):
+    for line in _lines(events, inherited):
         shown = True
         yield line
     if not shown:  # no events: one empty line, as ever
         yield "\n"
 
 
-def _lines(events: Iterable[Recorded]) -> Iterator[str]:
+def _lines(events: Iterable[Recorded], inherited: Sequence[PriorMessage] = ()) -> Iterator[str]:
     names = _Names()
     out: list[str] = []
     thinking = _Deltas()
     text = _Deltas()
     # The request builder, fed the events as the engine feeds it (prior turns, then this turn's),
     # words aside (below).
-    prior = PriorTurns()
+    prior = PriorTurns(inherited)
     history: TurnHistory | None = None
 
     parked = False
@@ -173,6 +180,9 @@ def _lines(events: Iterable[Recorded]) -> Iterator[str]:
                 f"conversation {names('conv', rec.stream_id)} provider={ev.provider} model={ev.model} "
                 f"{_actor(ev.tenant, ev.subject)}"
             )
+            if ev.parent:
+                # The parent's name only: its chain hash there moves with every run's ids and times.
+                out.append(f"  forked from {names('conv', ev.parent.conversation_id)} at v{ev.parent.version}")
             if ev.system_prompt:
                 out.append(f"  system: {_q(ev.system_prompt)}")
         elif isinstance(ev, TurnStarted):

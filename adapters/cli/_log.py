@@ -29,6 +29,7 @@ from turnlog.engine import (
     ConversationFold,
     EventLog,
     Recorded,
+    inherited_prior,
     rebuild_requests,
 )
 from turnlog.projections import SseProjector, fold_rows, rebuild, transcript_lines
@@ -146,8 +147,10 @@ async def cmd_replay(args: argparse.Namespace) -> int:
                 # The folds are synchronous: fed page by page from this loop in a worker thread.
                 events = _blocking(pages, asyncio.get_running_loop())
                 if args.format == "transcript":
+                    # A fork's requests repeated its parents' turns: the summaries count them.
+                    inherited = await inherited_prior(log, args.conversation)
                     # Each line written once known: memory holds one step, not the transcript.
-                    await asyncio.to_thread(_write_lines, transcript_lines(events))
+                    await asyncio.to_thread(_write_lines, transcript_lines(events, inherited))
                 else:
                     rows = await asyncio.to_thread(fold_rows, args.conversation, events)
                     for row in rows:
