@@ -107,6 +107,7 @@ from ._merkle import (
 from ._ports import Clock, CommitSink, FixedClock, Ids, Messages, SequentialIds, SystemClock, UuidIds
 from ._request import LogHistory, PriorMessage, PriorTurns, TurnHistory
 from ._runner import EngineConfig, TurnEngine, TurnRequest
+from ._text import TextParts
 from ._tools import ToolContext, ToolRegistry, ToolResult
 from ._trim import estimate_tokens, trim_oldest_turns
 from ._verify import Broken, LogReport, Problem, VerifyReport, verify, verify_log
@@ -188,6 +189,7 @@ __all__ = [
     "SystemClock",
     "TextChunk",
     "TextDelta",
+    "TextParts",
     "ToolCall",
     "ToolCallChunk",
     "ToolCallStarted",

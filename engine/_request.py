@@ -46,37 +46,10 @@ from ._events import (
 )
 from ._llm import LLMRequest
 from ._log import EventLog
+from ._text import TextParts
 
 #: ``TurnStarted.history`` of the turns this build starts.
 FULL = "full"
-
-#: A text's parts are joined into one chunk once they are this many: the folds hold an
-#: iteration's text (chunks, each joined once) and at most this many parts, not an object per
-#: delta (the message rows' fold does the same).
-_CHUNK = 4096
-
-
-class _Text:
-    """A text that grows a delta at a time, O(1) per delta; ``join()`` is every part so far."""
-
-    __slots__ = ("chunks", "parts")
-
-    def __init__(self) -> None:
-        self.chunks: list[str] = []
-        self.parts: list[str] = []
-
-    def add(self, text: str) -> None:
-        parts = self.parts
-        parts.append(text)
-        if len(parts) >= _CHUNK:
-            self.chunks.append("".join(parts))
-            parts.clear()
-
-    def join(self) -> str:
-        return "".join(self.chunks + self.parts) if self.chunks else "".join(self.parts)
-
-    def __bool__(self) -> bool:
-        return bool(self.parts or self.chunks)
 
 
 class PriorMessage(msgspec.Struct, frozen=True):
@@ -116,8 +89,8 @@ class PriorTurns:
         self.text_messages: list[PriorMessage] = []
         self._user: str | None = None
         self._turn: list[PriorMessage] = []
-        self._text = _Text()
-        self._reasoning = _Text()
+        self._text = TextParts()
+        self._reasoning = TextParts()
         #: The calls the current iteration asked for, and the results recorded (call id -> text).
         self._calls: list[ToolCall] = []
         self._answered: dict[str, str] = {}
@@ -144,8 +117,8 @@ class PriorTurns:
         elif cls is IterationStarted:
             if self._calls:
                 self._end_iteration()
-            self._text = _Text()
-            self._reasoning = _Text()
+            self._text = TextParts()
+            self._reasoning = TextParts()
         elif cls is ToolCallsRequested:
             self._calls = list(ev.calls)  # type: ignore[attr-defined]
         elif cls is ToolResultRecorded:
@@ -154,8 +127,8 @@ class PriorTurns:
         elif cls is TurnStarted:
             self._user = ev.user_message  # type: ignore[attr-defined]
             self._turn = [PriorMessage("user", self._user)]  # type: ignore[arg-type]
-            self._text = _Text()
-            self._reasoning = _Text()
+            self._text = TextParts()
+            self._reasoning = TextParts()
             self._calls = []
             self._answered = {}
         elif (cls is TurnFinalized or cls is TurnFailed) and self._user is not None:
@@ -168,8 +141,8 @@ class PriorTurns:
             self._user = None
             self._turn = []
             # The turn is over: its parts go (the next turn or iteration starts from none).
-            self._text = _Text()
-            self._reasoning = _Text()
+            self._text = TextParts()
+            self._reasoning = TextParts()
 
     def for_turn(self, started: TurnStarted) -> list[PriorMessage]:
         """What ``started``'s requests repeated, as it recorded: in full or as text, without the
@@ -214,8 +187,8 @@ class TurnHistory:
         self.round_trip_reasoning = round_trip_reasoning
         self.messages = prior_messages(started.system_prompt, prior, round_trip_reasoning=round_trip_reasoning)
         self.messages.append({"role": "user", "content": started.user_message})
-        self._text = _Text()
-        self._reasoning = _Text()
+        self._text = TextParts()
+        self._reasoning = TextParts()
 
     def apply(self, ev: object) -> None:
         if type(ev) is TextDelta:
@@ -223,8 +196,8 @@ class TurnHistory:
         elif type(ev) is ReasoningDelta:
             self._reasoning.add(ev.text)
         elif type(ev) is IterationStarted:
-            self._text = _Text()
-            self._reasoning = _Text()
+            self._text = TextParts()
+            self._reasoning = TextParts()
         elif type(ev) is ToolCallsRequested:
             msg: dict[str, Any] = {
                 "role": "assistant",
@@ -238,8 +211,8 @@ class TurnHistory:
             self.messages.append({"role": "tool", "tool_call_id": ev.call_id, "content": ev.content})
         elif type(ev) is TurnFinalized or type(ev) is TurnFailed:
             # The turn asks for nothing more: its text goes (a last answer is no request's).
-            self._text = _Text()
-            self._reasoning = _Text()
+            self._text = TextParts()
+            self._reasoning = TextParts()
 
     def request(self) -> LLMRequest:
         s = self.started

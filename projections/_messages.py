@@ -24,13 +24,13 @@ from typing import Any
 
 import msgspec
 from turnlog.engine import (
-    ERASED_TEXT,
     ApprovalDecided,
     ApprovalRequested,
     IterationStarted,
     ReasoningDelta,
     Recorded,
     TextDelta,
+    TextParts,
     ToolCallsRequested,
     ToolCallStarted,
     ToolResultRecorded,
@@ -203,40 +203,6 @@ class _TurnRows:
             status,
             rec.recorded_at,
         )
-
-
-#: A text's parts are joined into one chunk once they are this many: memory holds the text (in
-#: chunks of a few thousand deltas, each joined once) and at most this many parts, not an object
-#: per delta (a 1M-delta answer is ~4 MB of text, not ~60 MB of parts).
-_CHUNK = 4096
-
-
-class TextParts:
-    """A text that grows a delta at a time, O(1) per delta: ``join()`` is every part so far, in
-    order. An erased conversation's deltas each read ``ERASED_TEXT``: a run of them is kept once
-    (the last part is never chunked away, so the run is still seen)."""
-
-    __slots__ = ("chunks", "parts")
-
-    def __init__(self) -> None:
-        self.chunks: list[str] = []
-        self.parts: list[str] = []
-
-    def add(self, text: str) -> None:
-        parts = self.parts
-        if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
-            return
-        parts.append(text)
-        if len(parts) > _CHUNK:
-            self.chunks.append("".join(parts[:-1]))
-            del parts[:-1]
-
-    def join(self) -> str:
-        return "".join(self.chunks + self.parts) if self.chunks else "".join(self.parts)
-
-    def __len__(self) -> int:
-        """How many parts are held outside the chunks (at most ``_CHUNK`` + 1)."""
-        return len(self.parts)
 
 
 class MessageFold:

@@ -33,6 +33,7 @@ from turnlog.engine import (
     ReasoningDelta,
     Recorded,
     TextDelta,
+    TextParts,
     ToolCallsRequested,
     ToolCallStarted,
     ToolResultRecorded,
@@ -43,8 +44,6 @@ from turnlog.engine import (
     TurnStarted,
     UsageRecorded,
 )
-
-from ._messages import TextParts
 
 #: Longest system prompt shown in a request summary (the full one is on the conversation line).
 CLIP = 40

@@ -18,6 +18,7 @@ from turnlog.engine import (
     PriorTurns,
     Recorded,
     TextDelta,
+    TextParts,
     ToolCall,
     ToolCallsRequested,
     TurnHistory,
@@ -26,9 +27,9 @@ from turnlog.engine import (
     verify,
 )
 from turnlog.engine._log import STREAM_PAGE
-from turnlog.engine._request import _CHUNK
+from turnlog.engine._text import CHUNK as _CHUNK
 from turnlog.projections import MemoryMessageStore, catch_up, fold_rows, render, transcript_lines
-from turnlog.projections._messages import MessageFold, TextParts
+from turnlog.projections._messages import MessageFold
 from turnlog.projections._rows import CATCH_UP_PAGE
 from turnlog.projections._transcript import _lines
 
@@ -112,7 +113,7 @@ def test_the_request_builders_hold_chunks_not_deltas_and_let_go_at_the_end() -> 
     for ev in [IterationStarted(1, "0" * 64, "m"), *(TextDelta(1, f"w{i} ") for i in range(DELTAS))]:
         prior.apply(ev)
         history.apply(ev)
-        assert len(prior._text.parts) < _CHUNK and len(history._text.parts) < _CHUNK
+        assert len(prior._text.parts) <= _CHUNK and len(history._text.parts) <= _CHUNK
     calls = ToolCallsRequested(1, [ToolCall("c1", "f", "{}")])
     history.apply(calls)
     assert history.messages[-1]["content"] == answer()
