@@ -374,7 +374,10 @@ class EventLog(abc.ABC):
                         continue
                     timeout = min(timeout, due)
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout)
+                    # ``asyncio.timeout``, not ``wait_for``: no task made per wake-up (~4 µs of a
+                    # follower's ~15 per batch).
+                    async with asyncio.timeout(timeout):
+                        await wake.wait()
                 except TimeoutError:
                     must_read = True  # the safety net: writers this process cannot hear
                     continue

@@ -178,7 +178,10 @@ class ModelCall:
                             yield await commit.rotate()
                             continue
                         try:
-                            await asyncio.wait_for(pipe.readable(), timeout)
+                            # Once per delta of a model slower than the flush: no task per wait
+                            # (``wait_for`` makes one), only a timer.
+                            async with asyncio.timeout(timeout):
+                                await pipe.readable()
                         except TimeoutError:
                             yield await commit.rotate()
                             continue
