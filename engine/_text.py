@@ -1,9 +1,8 @@
 """``TextParts``: a text that grows a delta at a time, for every fold that collects streamed text
-(the request builder's, the message rows', the transcript's)."""
+(the request builder's here; the message rows' and the transcript's in ``turnlog.projections``,
+which show an erased conversation's run of ``[erased]`` once: ``ShownText`` there)."""
 
 from __future__ import annotations
-
-from ._events import ERASED_TEXT
 
 #: A text's parts are joined into one chunk once they are this many: memory holds the text (in
 #: chunks of a few thousand deltas, each joined once) and at most this many parts, not an object
@@ -13,8 +12,8 @@ CHUNK = 4096
 
 class TextParts:
     """A text that grows a delta at a time, O(1) per delta: ``join()`` is every part so far, in
-    order. An erased conversation's deltas each read ``ERASED_TEXT``: a run of them is kept once
-    (the last part is never chunked away, so the run is still seen), as its rows show it."""
+    order, exactly as added (the request builder's text is what the model is sent). The last part
+    is never chunked away, so a subclass can look at it (``ShownText``)."""
 
     __slots__ = ("chunks", "parts")
 
@@ -24,8 +23,6 @@ class TextParts:
 
     def add(self, text: str) -> None:
         parts = self.parts
-        if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
-            return
         parts.append(text)
         if len(parts) > CHUNK:
             self.chunks.append("".join(parts[:-1]))

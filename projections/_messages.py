@@ -11,7 +11,7 @@ assistant row holds the output so far and the calls under ``approvals``, each wi
 once made), and ``live`` again when it goes on; the final row keeps ``approvals``.
 
 ``text`` is the answer of the last iteration, as in the seed; earlier iterations' text stays in
-``steps``. Per-delta work is O(1): text is collected in ``TextParts`` (every few thousand parts
+``steps``. Per-delta work is O(1): text is collected in ``ShownText`` (every few thousand parts
 joined into a chunk, never rejoined) and joined once, at the end; the answer and its text step
 share one.
 """
@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 from turnlog.engine import (
+    ERASED_TEXT,
     ApprovalDecided,
     ApprovalRequested,
     IterationStarted,
@@ -74,10 +75,10 @@ class _TurnRows:
         self.steps = TurnSteps()
         # step index -> step dict; thinking/text steps hold a list of parts until the end.
         self.step_list: list[dict[str, Any]] = []
-        self.parts: dict[int, TextParts] = {}
+        self.parts: dict[int, ShownText] = {}
         #: This iteration's answer text: the parts of its text step (one text step per iteration,
         #: ``TurnSteps``), the same list, so the answer is held (and joined) once.
-        self.text_parts = TextParts()
+        self.text_parts = ShownText()
         self.tool_calls: list[dict[str, Any]] = []
         self.usage = Usage()
         #: Calls that needed a person's decision, with it once made (call id -> entry).
@@ -98,9 +99,9 @@ class _TurnRows:
             self.user_created_at,
         )
 
-    def _text_step(self, kind: str, index: int, opened: bool, text: str) -> TextParts:
+    def _text_step(self, kind: str, index: int, opened: bool, text: str) -> ShownText:
         if opened:
-            parts = TextParts()
+            parts = ShownText()
             self.parts[index] = parts
             self.step_list.append({"id": step_id(index), "index": index, "type": kind, "content": parts})
         parts = self.parts[index]
@@ -118,7 +119,7 @@ class _TurnRows:
             self.usage = self.usage + Usage(ev.prompt_tokens, ev.completion_tokens, ev.total_tokens)
         elif type(ev) is IterationStarted:
             self.steps.on_phase(ev)
-            self.text_parts = TextParts()
+            self.text_parts = ShownText()
         elif type(ev) is ToolCallsRequested:
             self.tool_calls.extend(
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -170,12 +171,12 @@ class _TurnRows:
         text = self.text_parts.join()
         steps = [
             {**s, "content": text if s["content"] is self.text_parts else s["content"].join()}
-            if isinstance(s.get("content"), TextParts)
+            if isinstance(s.get("content"), ShownText)
             else s
             for s in self.step_list
         ]
         if final:
-            self.step_list, self.parts, self.text_parts = [], {}, TextParts()
+            self.step_list, self.parts, self.text_parts = [], {}, ShownText()
         content: dict[str, Any] = {"text": text, "steps": steps}
         if self.tool_calls:
             content["tool_calls"] = self.tool_calls
@@ -203,6 +204,20 @@ class _TurnRows:
             status,
             rec.recorded_at,
         )
+
+
+class ShownText(TextParts):
+    """``TextParts`` as the rows and the transcript show a text: an erased conversation's deltas
+    each read ``ERASED_TEXT``, and a run of them is kept once. (A model that streamed that very
+    string twice in a row is shown with it once: the folds cannot tell the two apart.)"""
+
+    __slots__ = ()
+
+    def add(self, text: str) -> None:
+        parts = self.parts
+        if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
+            return
+        TextParts.add(self, text)
 
 
 class MessageFold:

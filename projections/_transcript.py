@@ -33,7 +33,6 @@ from turnlog.engine import (
     ReasoningDelta,
     Recorded,
     TextDelta,
-    TextParts,
     ToolCallsRequested,
     ToolCallStarted,
     ToolResultRecorded,
@@ -44,6 +43,8 @@ from turnlog.engine import (
     TurnStarted,
     UsageRecorded,
 )
+
+from ._messages import ShownText
 
 #: Longest system prompt shown in a request summary (the full one is on the conversation line).
 CLIP = 40
@@ -88,7 +89,7 @@ class _Names:
 
 
 class _Deltas:
-    """One step's deltas: how many, and their text (``TextParts``: an erased conversation's run
+    """One step's deltas: how many, and their text (``ShownText``: an erased conversation's run
     of ``ERASED_TEXT`` kept once, the parts joined in chunks of a few thousand), so a step of a
     million deltas holds its text, not a million strings."""
 
@@ -96,7 +97,7 @@ class _Deltas:
 
     def __init__(self) -> None:
         self.count = 0
-        self.parts = TextParts()
+        self.parts = ShownText()
 
     def add(self, text: str) -> None:
         self.count += 1
@@ -105,7 +106,7 @@ class _Deltas:
     def line(self, kind: str) -> str:
         """The step's line; the deltas are released."""
         text = self.parts.join()
-        self.parts = TextParts()  # the parts go before the text is quoted: one copy less at the peak
+        self.parts = ShownText()  # the parts go before the text is quoted: one copy less at the peak
         quoted = _q(text)
         del text
         line = f"    {kind} ({self.count} deltas): {quoted}\n"

@@ -29,7 +29,7 @@ from turnlog.engine import (
 from turnlog.engine._log import STREAM_PAGE
 from turnlog.engine._text import CHUNK as _CHUNK
 from turnlog.projections import MemoryMessageStore, catch_up, fold_rows, render, transcript_lines
-from turnlog.projections._messages import MessageFold
+from turnlog.projections._messages import MessageFold, ShownText
 from turnlog.projections._rows import CATCH_UP_PAGE
 from turnlog.projections._transcript import _lines
 
@@ -61,10 +61,13 @@ def test_text_parts_join_every_delta_holding_at_most_a_chunk_of_parts() -> None:
 @pytest.mark.parametrize("where", [0, _CHUNK - 1, _CHUNK, _CHUNK + 1, 2 * _CHUNK])
 def test_a_run_of_erased_deltas_is_kept_once_across_a_chunk(where: int) -> None:
     texts = ["a"] * where + [ERASED_TEXT] * (_CHUNK + 3) + ["b", ERASED_TEXT, ERASED_TEXT, "c"]
-    parts = TextParts()
+    shown, exact = ShownText(), TextParts()
     for t in texts:
-        parts.add(t)
-    assert parts.join() == "a" * where + ERASED_TEXT + "b" + ERASED_TEXT + "c"
+        shown.add(t)
+        exact.add(t)
+    assert shown.join() == "a" * where + ERASED_TEXT + "b" + ERASED_TEXT + "c"
+    # The request builder's text is what the model is sent: every part, as added.
+    assert exact.join() == "".join(texts)
 
 
 async def test_the_transcript_is_written_a_step_at_a_time() -> None:
