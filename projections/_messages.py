@@ -208,14 +208,15 @@ class _TurnRows:
 
 class ShownText(TextParts):
     """``TextParts`` as the rows and the transcript show a text: an erased conversation's deltas
-    each read ``ERASED_TEXT``, and a run of them is kept once. (A model that streamed that very
-    string twice in a row is shown with it once: the folds cannot tell the two apart.)"""
+    each read ``ERASED_TEXT``, and a run of them is kept once. Told apart by identity: the log
+    hands out the one ``ERASED_TEXT`` object for every value it cannot decrypt, while a model
+    that streamed that very string made a string of its own, which is kept as often as it came."""
 
     __slots__ = ()
 
     def add(self, text: str) -> None:
         parts = self.parts
-        if text == ERASED_TEXT and parts and parts[-1] == ERASED_TEXT:
+        if text is ERASED_TEXT and parts and parts[-1] is ERASED_TEXT:
             return
         TextParts.add(self, text)
 

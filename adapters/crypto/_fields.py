@@ -29,7 +29,8 @@ from turnlog.engine import ERASED_TEXT, Event, IntegrityError, ReasoningDelta, T
 
 #: The prefix of every encrypted value (format version 1).
 PREFIX = "enc:1:"
-#: What a content field reads as once its conversation's key is destroyed.
+#: What a content field reads as once its conversation's key is destroyed: this one object, never
+#: a copy (the projections tell an erased run from a model's own "[erased]" by identity).
 ERASED = ERASED_TEXT
 
 #: event type -> its content fields (``calls``: each call's ``arguments``; its id and name stay).
