@@ -14,6 +14,13 @@ from turnlog.adapters.stores import open_store
 from turnlog.engine import ConversationCreated, ForkPoint, TurnEngine, TurnRequest, verify
 
 
+async def echo_parent(engine: TurnEngine) -> tuple[str, int]:
+    """A conversation with one turn ("one"); returns it and the version that ends that turn."""
+    conv = await engine.create_conversation(system_prompt="Be brief.", model="echo")
+    [r async for r in engine.run_turn(conv, TurnRequest("one"))]
+    return conv, (await engine.log.last(conv)).version  # type: ignore[union-attr]
+
+
 def test_turnlog_fork(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "t.db")
 
@@ -21,9 +28,7 @@ def test_turnlog_fork(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         log, messages = await open_store(db)
         async with log:
             engine = TurnEngine(log, EchoLLM(), messages=messages)
-            conv = await engine.create_conversation(system_prompt="Be brief.", model="echo")
-            [r async for r in engine.run_turn(conv, TurnRequest("one"))]
-            boundary = (await log.last(conv)).version  # type: ignore[union-attr]
+            conv, boundary = await echo_parent(engine)
             [r async for r in engine.run_turn(conv, TurnRequest("two"))]
             return conv, boundary
 

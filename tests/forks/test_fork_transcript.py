@@ -17,6 +17,7 @@ from turnlog.adapters.stores import open_store
 from turnlog.engine import TurnEngine, TurnRequest, inherited_prior, replay
 from turnlog.projections import render
 
+from .test_fork_cli import echo_parent
 from .test_fork_engine import WEATHER, engine_for, live_turn, parent_with_two_turns
 
 SENT = re.compile(r"^    sent: .* messages=(\d+) \(([^)]*)\)$", re.M)
@@ -58,9 +59,7 @@ def test_turnlog_replay_transcript_of_a_fork(tmp_path: Path, capsys: pytest.Capt
         log, messages = await open_store(db)
         async with log:
             engine = TurnEngine(log, EchoLLM(), messages=messages)
-            conv = await engine.create_conversation(system_prompt="Be brief.", model="echo")
-            [r async for r in engine.run_turn(conv, TurnRequest("one"))]
-            boundary = (await log.last(conv)).version  # type: ignore[union-attr]
+            conv, boundary = await echo_parent(engine)
             fork = await engine.fork(conv, boundary)
             [r async for r in engine.run_turn(fork, TurnRequest("two"))]
             return conv, boundary, fork

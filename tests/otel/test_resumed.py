@@ -5,21 +5,11 @@ exported from the log afterwards, one tree per turn, on every store."""
 
 from __future__ import annotations
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from turnlog.adapters.llm import ScriptedLLM
 from turnlog.adapters.otel import OtelObserver, export_spans
 from turnlog.engine import FixedClock, SequentialIds, ToolRegistry, TurnEngine, TurnRequest, cancel_turn
 
-from .test_spans import shape
-
-
-def tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
+from .test_spans import shape, tracing
 
 
 def tools() -> ToolRegistry:
